@@ -1,0 +1,146 @@
+"""Solver registry, and saving/loading solvers as tensors plus the config that builds them.
+
+Names (lower-case): ``euler`` (alias ``ddim``), ``heun``, ``dpm2``, ``ipndm``, ``dpmpp-2m``,
+``dpmpp-3m``, ``unipc`` (alias ``unipc-bh2``), ``unipc-bh1``, ``dyweight``, ``spanlift``.
+
+Files written by :func:`save_solver` hold only tensors, numbers and strings: they load with
+``torch.load(weights_only=True)``, so loading never executes code from the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .core import Solver
+from .dyweight import DyWeight
+from .multistep import IPNDM, DPMSolverPP, UniPC
+from .singlestep import DPM2, Euler, Heun
+from .spanlift import SpanLift
+
+__all__ = ["SOLVERS", "BASE_SOLVERS", "LEARNED_SOLVERS", "get_solver", "solver_from_config",
+           "solver_to_config", "save_solver", "load_solver", "atomic_save"]
+
+SOLVER_FORMAT = "nowcast.solver/1"
+
+
+def _spanlift(base: Any = "ipndm", **kwargs) -> SpanLift:
+    if isinstance(base, dict):
+        base = solver_from_config(base)
+    elif isinstance(base, str):
+        base_kwargs = {"num_steps": kwargs["num_steps"]} if base == "dyweight" else {}
+        base = get_solver(base, **base_kwargs)
+    return SpanLift(base, **kwargs)
+
+
+SOLVERS: dict[str, Callable[..., Solver]] = {
+    "euler": Euler,
+    "ddim": Euler,
+    "heun": Heun,
+    "dpm2": DPM2,
+    "ipndm": IPNDM,
+    "dpmpp-2m": lambda **kw: DPMSolverPP(order=2, **kw),
+    "dpmpp-3m": lambda **kw: DPMSolverPP(order=3, **kw),
+    "dpmpp": DPMSolverPP,
+    "unipc": lambda **kw: UniPC(**{"variant": "bh2", **kw}),
+    "unipc-bh2": lambda **kw: UniPC(variant="bh2", **kw),
+    "unipc-bh1": lambda **kw: UniPC(variant="bh1", **kw),
+    "dyweight": DyWeight,
+    "spanlift": _spanlift,
+}
+BASE_SOLVERS = ("euler", "ddim", "heun", "dpm2", "ipndm", "dpmpp-2m", "dpmpp-3m", "unipc",
+                "unipc-bh1", "unipc-bh2")
+LEARNED_SOLVERS = ("dyweight", "spanlift")
+
+
+def get_solver(name: str, **kwargs) -> Solver:
+    """Build a solver by registry name.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`SOLVERS` (case-insensitive).
+    **kwargs
+        Constructor arguments (e.g. ``max_order`` for ipndm; ``num_steps`` for dyweight;
+        ``base``, ``num_steps``, ``channels`` for spanlift).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, listing the available ones.
+    """
+    key = name.lower()
+    if key not in SOLVERS:
+        raise ValueError(f"unknown solver {name!r}; available: {sorted(SOLVERS)}")
+    return SOLVERS[key](**kwargs)
+
+
+def solver_to_config(solver: Solver) -> dict:
+    """``{'name': …, **constructor kwargs}`` describing a solver."""
+    return {"name": solver.name, **solver.config()}
+
+
+def solver_from_config(config: dict) -> Solver:
+    """Rebuild a solver from :func:`solver_to_config` output."""
+    cfg = dict(config)
+    return get_solver(cfg.pop("name"), **cfg)
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file in the same directory, then rename over ``path``.
+
+    A reader never sees a half-written file, and a crash leaves the previous file intact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_solver(path: str | os.PathLike, solver: Solver, meta: dict | None = None) -> Path:
+    """Write a solver's config and tensors (atomically) to ``path``.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination file (``.pt``).
+    solver : Solver
+        The solver to save.
+    meta : dict, optional
+        Extra JSON-like information (schedule, NFE, training record).
+    """
+    state = {k: v.detach().cpu() for k, v in solver.state_dict().items()}
+    return atomic_save({"format": SOLVER_FORMAT, "config": solver_to_config(solver),
+                        "state_dict": state, "meta": meta or {}}, path)
+
+
+def load_solver(path: str | os.PathLike, map_location: str | torch.device = "cpu"):
+    """Load a solver written by :func:`save_solver` (no code is executed).
+
+    Returns
+    -------
+    tuple
+        ``(solver, meta)``.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a nowcast solver file.
+    """
+    obj = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(obj, dict) or obj.get("format") != SOLVER_FORMAT:
+        raise ValueError(f"{path} is not a nowcast solver file (expected format {SOLVER_FORMAT!r})")
+    solver = solver_from_config(obj["config"])
+    solver.load_state_dict(obj["state_dict"])
+    return solver, obj.get("meta", {})
