@@ -117,6 +117,10 @@ class Solver(nn.Module):
         """Constructor keyword arguments that rebuild this solver (for checkpoints)."""
         return {}
 
+    def param_groups(self, lr: float) -> list:
+        """Optimizer parameter groups for training at base learning rate ``lr``."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+
     def nfe(self, num_steps: int, afs: bool = False) -> int:
         """Denoiser evaluations of a ``num_steps``-step rollout."""
         return num_steps * (1 + self.evals_per_step) - int(afs)

@@ -41,12 +41,13 @@ def _rms(t: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 
 class _FiLMBlock(nn.Module):
-    def __init__(self, width: int, emb: int, conv: type, kernel_size: int):
+    def __init__(self, width: int, emb: int, conv: type, kernel_size: int, padding_mode: str):
         super().__init__()
         groups = 8 if width % 8 == 0 else 1
         self.norm = nn.GroupNorm(groups, width, affine=False)
         self.film = nn.Linear(emb, 2 * width)
-        self.dw = conv(width, width, kernel_size, padding=kernel_size // 2, groups=width)
+        self.dw = conv(width, width, kernel_size, padding=kernel_size // 2, groups=width,
+                       padding_mode=padding_mode)
         self.pw1 = conv(width, 2 * width, 1)
         self.pw2 = conv(2 * width, width, 1)
         nn.init.zeros_(self.film.weight)
@@ -75,10 +76,12 @@ class ResidualOperator(nn.Module):
         Rank of the spatial shape: images/frames (2) or time × space (3).
     kernel_size : int
         Depthwise kernel size.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}
+        Padding of the spatial convolutions ('circular' for periodic domains).
     """
 
     def __init__(self, in_channels: int, out_channels: int, hidden: int = 64, blocks: int = 2,
-                 spatial_dims: int = 2, kernel_size: int = 3):
+                 spatial_dims: int = 2, kernel_size: int = 3, padding_mode: str = "zeros"):
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
@@ -86,8 +89,9 @@ class ResidualOperator(nn.Module):
         self.spatial_dims = spatial_dims
         self.embed = nn.Sequential(nn.Linear(COND_DIM, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
         self.stem = conv(in_channels, hidden, 1)
-        self.blocks = nn.ModuleList(_FiLMBlock(hidden, hidden, conv, kernel_size) for _ in range(blocks))
-        self.head = conv(hidden, out_channels, 3, padding=1)
+        self.blocks = nn.ModuleList(_FiLMBlock(hidden, hidden, conv, kernel_size, padding_mode)
+                                    for _ in range(blocks))
+        self.head = conv(hidden, out_channels, 3, padding=1, padding_mode=padding_mode)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
@@ -116,17 +120,20 @@ class SpanLift(Solver):
         Channels C of the state ``(B, C, *S)``.
     history : int
         Buffered velocities fed to the operator (``d_n … d_{n−history+1}``).
-    hidden, blocks, spatial_dims, kernel_size
+    hidden, blocks, spatial_dims, kernel_size, padding_mode
         Operator shape (see :class:`ResidualOperator`).
     train_base : bool
         Also train the base solver's parameters (e.g. a DyWeight table).
+    scalar_lr_scale : float
+        Learning-rate multiplier of the per-step scalars α, β (and a trained base) relative to
+        the operator's.
     """
 
     name = "spanlift"
 
     def __init__(self, base: Solver, num_steps: int, channels: int, history: int = 3,
                  hidden: int = 64, blocks: int = 2, spatial_dims: int = 2, kernel_size: int = 3,
-                 train_base: bool = False):
+                 padding_mode: str = "zeros", train_base: bool = False, scalar_lr_scale: float = 5.0):
         super().__init__()
         if history < 1:
             raise ValueError(f"history must be >= 1, got {history}")
@@ -134,8 +141,9 @@ class SpanLift(Solver):
         self.evals_per_step = base.evals_per_step
         self.num_steps, self.channels, self.history = num_steps, channels, history
         self.shape_kwargs = {"hidden": hidden, "blocks": blocks, "spatial_dims": spatial_dims,
-                             "kernel_size": kernel_size}
+                             "kernel_size": kernel_size, "padding_mode": padding_mode}
         self.train_base = train_base
+        self.scalar_lr_scale = scalar_lr_scale
         for p in base.parameters():
             p.requires_grad_(train_base)
         self.alpha = nn.Parameter(torch.ones(num_steps))
@@ -145,7 +153,15 @@ class SpanLift(Solver):
     def config(self) -> dict:  # noqa: D102
         return {"base": {"name": self.base.name, **self.base.config()}, "num_steps": self.num_steps,
                 "channels": self.channels, "history": self.history, "train_base": self.train_base,
-                **self.shape_kwargs}
+                "scalar_lr_scale": self.scalar_lr_scale, **self.shape_kwargs}
+
+    def param_groups(self, lr: float) -> list:
+        """The operator at ``lr``; α, β (and a trained base) at ``lr·scalar_lr_scale``."""
+        scalars = [self.alpha, self.beta]
+        if self.train_base:
+            scalars += [p for p in self.base.parameters() if p.requires_grad]
+        return [{"params": list(self.operator.parameters()), "lr": lr},
+                {"params": scalars, "lr": lr * self.scalar_lr_scale}]
 
     def eval_sigma(self, n: int, sigma: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return self.base.eval_sigma(n, sigma)
