@@ -46,24 +46,33 @@ class DyWeight(Solver):
         if window not in AB_COEFFS:
             raise ValueError(f"window must be 1 to 4 (the AB orders), got {window}")
         self.num_steps, self.window, self.learn_time_scale = num_steps, window, time_scale
-        W = torch.zeros(num_steps, num_steps)
+        W = torch.zeros(num_steps, num_steps, dtype=torch.float64)
         mask = torch.zeros(num_steps, num_steps, dtype=torch.bool)
         for n in range(num_steps):
             p = min(n + 1, window)
             for k, c in enumerate(AB_COEFFS[p]):
                 W[n, n - k] = c
             mask[n, max(0, n - window + 1): n + 1] = True
-        self.weights = nn.Parameter(W)
+        # W = W_init + ΔW with ΔW learned (float64, zero at start): at initialisation the update and
+        # the row sums are iPNDM's to the bit; the AB fractions (23/12, …) are kept exactly.
+        self.register_buffer("init_table", W)
         self.register_buffer("mask", mask)
-        self.log_time_scale = nn.Parameter(torch.zeros(num_steps), requires_grad=time_scale)
+        self.delta = nn.Parameter(torch.zeros_like(W))
+        self.log_time_scale = nn.Parameter(torch.zeros(num_steps, dtype=torch.float64),
+                                           requires_grad=time_scale)
 
     def config(self) -> dict:  # noqa: D102
         return {"num_steps": self.num_steps, "window": self.window,
                 "time_scale": self.learn_time_scale}
 
     def table(self) -> torch.Tensor:
-        """The masked weight table ``W`` (K × K)."""
-        return self.weights * self.mask
+        """The weight table ``W = W_init + ΔW`` (K × K, masked to the window)."""
+        return (self.init_table + self.delta) * self.mask
+
+    def set_table(self, table: torch.Tensor) -> None:
+        """Set the weights to a given table (e.g. a released DyWeight predictor)."""
+        with torch.no_grad():
+            self.delta.copy_((torch.as_tensor(table, dtype=torch.float64) - self.init_table) * self.mask)
 
     def time_scales(self) -> torch.Tensor:
         """Per-step time scales ``s`` (1 at initialisation)."""
@@ -77,12 +86,15 @@ class DyWeight(Solver):
         if ctx.num_steps != self.num_steps:
             raise ValueError(f"this DyWeight table was built for {self.num_steps} steps, "
                              f"the grid has {ctx.num_steps}")
-        row = self.table()[n]
         lo = max(0, n - self.window + 1)
-        u = sum(row[j].to(ctx.x.dtype) * ctx.buffer[j].d for j in range(lo, n + 1))
+        cols = range(n, lo - 1, -1)  # newest velocity first, as iPNDM sums
+        w0, dw = self.init_table[n], self.delta[n] * self.mask[n]
+        u = sum(w0[j].to(ctx.x.dtype) * ctx.buffer[j].d for j in cols)
+        u = u + sum(dw[j].to(ctx.x.dtype) * ctx.buffer[j].d for j in cols)
         tau = ctx.sigma
         h = ctx.sigma_next - tau
-        tau_next = tau + row[lo:n + 1].sum().to(tau.dtype) * h
+        # τ_{n+1} = τ_n + (Σ_j W[n, j])·h = t_{n+1} + (Σ_j ΔW[n, j])·h  (the AB rows sum to one)
+        tau_next = ctx.sigma_next + dw[lo:n + 1].sum().to(tau.dtype) * h
         # keep τ positive so the next evaluation stays on the model's σ range
         tau_next = torch.maximum(tau_next, 1e-3 * ctx.sigma_next)
         return Step(ctx.x, u, h, tau_next)
