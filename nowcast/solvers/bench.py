@@ -51,7 +51,7 @@ class BenchSettings:
     size: int = 16
     nfes: tuple = (3, 4, 5, 6)
     train_pool: int = 4096
-    val_size: int = 256
+    val_size: int = 128
     test_size: int = 512
     teacher_steps: int = 128
     pool_teacher_steps: int = 64

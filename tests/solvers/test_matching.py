@@ -1,0 +1,135 @@
+"""Endpoint teacher matching, span analysis and solver persistence."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nowcast.solvers import DyWeight, SpanLift, edm_sigmas, get_solver, load_solver, rollout, save_solver
+from nowcast.solvers.matching import (Batch, MatchingConfig, TeacherPool, evaluate_endpoint,
+                                      get_loss, train_endpoint_matching)
+from nowcast.solvers.span import out_of_span_fraction, span_analysis
+from nowcast.solvers.testbeds import grf_mixture
+
+K = 4  # steps (NFE 3 with AFS)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    torch.manual_seed(0)
+    tb = grf_mixture(8)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 1, 8, 8, generator=g) * 80
+    tgt = tb.teacher(x, 80.0, 0.002, steps=48)
+    xv = torch.randn(64, 1, 8, 8, generator=g) * 80
+    val = Batch(xv, tb.teacher(xv, 80.0, 0.002, steps=48))
+    return tb, TeacherPool(x, tgt), val
+
+
+def test_dyweight_training_improves_on_validation(problem):
+    tb, pool, val = problem
+    dw = DyWeight(K)
+    cfg = MatchingConfig(iterations=60, batch_size=16, lr=1e-2, afs=True, val_every=10)
+    res = train_endpoint_matching(dw, tb, edm_sigmas(K), pool, val, cfg)
+    assert res.best_val < 0.7 * res.init_val
+    # the solver ends in the best state found
+    assert evaluate_endpoint(dw, tb, edm_sigmas(K), val, afs=True) == pytest.approx(res.best_val, rel=1e-6)
+
+
+def test_spanlift_training_improves_its_base(problem):
+    tb, pool, val = problem
+    sl = SpanLift(get_solver("euler"), num_steps=K, channels=1, hidden=16)
+    cfg = MatchingConfig(iterations=30, batch_size=16, lr=3e-3, afs=True, val_every=10)
+    res = train_endpoint_matching(sl, tb, edm_sigmas(K), pool, val, cfg)
+    base = evaluate_endpoint(get_solver("euler"), tb, edm_sigmas(K), val, afs=True)
+    assert res.init_val == pytest.approx(base, rel=1e-6)
+    assert res.best_val < 0.8 * base
+
+
+def test_a_diverging_run_keeps_the_initial_state(problem):
+    tb, pool, val = problem
+    dw = DyWeight(K)
+    init = evaluate_endpoint(dw, tb, edm_sigmas(K), val, afs=True)
+    cfg = MatchingConfig(iterations=10, batch_size=8, lr=50.0, warmup=0.0, afs=True, val_every=2,
+                         grad_clip=1e6)
+    res = train_endpoint_matching(dw, tb, edm_sigmas(K), pool, val, cfg)
+    assert res.best_val <= init
+    assert evaluate_endpoint(dw, tb, edm_sigmas(K), val, afs=True) <= init
+
+
+def test_training_resumes_after_a_kill(problem, tmp_path):
+    tb, pool, val = problem
+    cfg = MatchingConfig(iterations=20, batch_size=8, lr=1e-2, afs=True, val_every=5, save_every=5)
+    first = DyWeight(K)
+    train_endpoint_matching(first, tb, edm_sigmas(K), pool, val, cfg, run_dir=tmp_path)
+    saved = torch.load(tmp_path / "state.pt", weights_only=True)
+    assert saved["iteration"] == 20
+    # a longer run in the same directory continues from iteration 20 with the saved optimiser state
+    resumed = DyWeight(K)
+    res = train_endpoint_matching(resumed, tb, edm_sigmas(K), pool, val,
+                                  MatchingConfig(**{**cfg.__dict__, "iterations": 30}), run_dir=tmp_path)
+    its = [h["iteration"] for h in res.history]
+    assert its == sorted(its) and its.count(20) == 1 and its[-1] == 30 and 0 in its
+    assert json.loads((tmp_path / "metrics.json").read_text())["config"]["iterations"] == 30
+
+
+def test_unknown_loss_and_untrainable_solver(problem):
+    tb, pool, val = problem
+    with pytest.raises(ValueError, match="available"):
+        get_loss("perceptual")
+    with pytest.raises(ValueError, match="no trainable"):
+        train_endpoint_matching(get_solver("euler"), tb, edm_sigmas(K), pool, val)
+
+
+def test_out_of_span_fraction_of_a_known_decomposition():
+    g = torch.Generator().manual_seed(0)
+    b1, b2, extra = (torch.randn(3, 50, generator=g, dtype=torch.float64) for _ in range(3))
+    # an orthogonal direction by Gram–Schmidt against the basis (per sample), numpy as the oracle
+    orth = []
+    for i in range(3):
+        A = np.stack([b1[i].numpy(), b2[i].numpy()], 1)
+        e = extra[i].numpy()
+        orth.append(e - A @ np.linalg.lstsq(A, e, rcond=None)[0])
+    orth = torch.tensor(np.stack(orth))
+    v = 2.0 * b1 - 0.5 * b2 + 3.0 * orth
+    expected = 3.0 * orth.norm(dim=1) / v.norm(dim=1)
+    torch.testing.assert_close(out_of_span_fraction(v, [b1, b2]), expected, rtol=1e-9, atol=1e-12)
+    assert float(out_of_span_fraction(b1 - b2, [b1, b2]).max()) < 1e-9
+
+
+def test_span_analysis_reports_every_step(problem):
+    tb, _, val = problem
+    sl = SpanLift(DyWeight(K), num_steps=K, channels=1, hidden=16)
+    torch.nn.init.normal_(sl.operator.head.weight, std=0.05)
+    recs = span_analysis(tb, val.x[:8], edm_sigmas(K), sl, afs=True,
+                         teacher=lambda x, s0, s1: tb.teacher(x, s0, s1, steps=16))
+    assert [r["step"] for r in recs] == list(range(K))
+    for r in recs:
+        assert 0.0 <= r["out_of_span"] <= 1.0 and 0.0 <= r["teacher_out_of_span"] <= 1.0
+    # with a one-element buffer (AFS step: d₀ ∝ x) nearly any spatial correction is out of span
+    assert recs[0]["out_of_span"] > 0.5
+
+
+@pytest.mark.parametrize("base", ["ipndm", "dyweight", "unipc"])
+def test_save_load_gives_identical_outputs(tmp_path, base):
+    torch.manual_seed(1)
+    sl = get_solver("spanlift", base=base, num_steps=K, channels=1, hidden=8, train_base=True)
+    with torch.no_grad():
+        for p in sl.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    path = save_solver(tmp_path / "s.pt", sl, meta={"nfe": 3})
+    loaded, meta = load_solver(path)
+    assert meta == {"nfe": 3}
+    tb = grf_mixture(8)
+    x = torch.randn(3, 1, 8, 8) * 80
+    with torch.no_grad():
+        a = rollout(tb, x, edm_sigmas(K), sl, afs=True).x
+        b = rollout(tb, x, edm_sigmas(K), loaded, afs=True).x
+    assert torch.equal(a, b)
+
+
+def test_load_solver_rejects_other_files(tmp_path):
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a nowcast solver file"):
+        load_solver(tmp_path / "other.pt")
