@@ -56,7 +56,8 @@ class BenchSettings:
     teacher_steps: int = 128
     pool_teacher_steps: int = 64
     dyweight: MatchingConfig = MatchingConfig(iterations=400, batch_size=16, lr=1e-2, afs=True)
-    spanlift: MatchingConfig = MatchingConfig(iterations=300, batch_size=16, lr=3e-3, afs=True)
+    spanlift: MatchingConfig = MatchingConfig(iterations=250, batch_size=16, lr=1e-3, afs=True)
+    transfer: MatchingConfig = MatchingConfig(iterations=250, batch_size=16, lr=3e-3, afs=True)
     kernel_size: int = 5
     span_samples: int = 64
     seed: int = 0
@@ -65,7 +66,8 @@ class BenchSettings:
 QUICK = BenchSettings(
     nfes=(3,), train_pool=512, val_size=64, test_size=128,
     dyweight=MatchingConfig(iterations=120, batch_size=16, lr=1e-2, afs=True, val_every=20),
-    spanlift=MatchingConfig(iterations=40, batch_size=16, lr=3e-3, afs=True, val_every=10),
+    spanlift=MatchingConfig(iterations=40, batch_size=16, lr=1e-3, afs=True, val_every=10),
+    transfer=MatchingConfig(iterations=40, batch_size=16, lr=3e-3, afs=True, val_every=10),
     span_samples=16)
 
 
@@ -126,8 +128,9 @@ def _learned(tb: GRFMixture, s: BenchSettings, pool, val: Batch, test: Batch, sp
                     "rmse": _rmse(_endpoint(tb, test.x, sigmas, dyw, True).x, test.target)})
     for base_name, base in (("dyweight", dyw), ("ipndm", get_solver("ipndm")), ("euler", get_solver("euler"))):
         sl = SpanLift(base, num_steps=steps, channels=channels, kernel_size=s.kernel_size,
-                      padding_mode="circular")
-        info = _train(sl, tb, sigmas, pool, val, s.spanlift, f"spanlift+{base_name}", log)
+                      padding_mode="circular", sigma_data=tb.sigma_data)
+        cfg = s.spanlift if base_name == "dyweight" else s.transfer
+        info = _train(sl, tb, sigmas, pool, val, cfg, f"spanlift+{base_name}", log)
         if base_name == "dyweight":
             info["base_train_seconds"] = records[0]["train_seconds"]
         res = _endpoint(tb, test.x, sigmas, sl, True)

@@ -21,11 +21,11 @@ from typing import Any, Callable, Iterator, Optional
 
 import torch
 
-from .core import Solver
+from .core import Solver, lookup
 from .registry import atomic_save
 from .rollout import rollout
 
-__all__ = ["MatchingConfig", "MatchingResult", "Batch", "TeacherPool", "LOSSES", "get_loss",
+__all__ = ["MatchingConfig", "MatchingResult", "Batch", "TeacherPool", "FreshTeacher", "LOSSES", "get_loss",
            "register_loss", "train_endpoint_matching", "evaluate_endpoint"]
 
 
@@ -50,10 +50,7 @@ def get_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     ValueError
         For an unknown name, listing the available ones.
     """
-    key = name.lower()
-    if key not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; available: {sorted(LOSSES)}")
-    return LOSSES[key]
+    return lookup(LOSSES, "loss", name)
 
 
 @dataclass
@@ -91,6 +88,34 @@ class TeacherPool:
         self._pos += batch_size
         cond = self.cond[idx] if torch.is_tensor(self.cond) else self.cond
         return Batch(self.x[idx], self.target[idx], cond)
+
+
+class FreshTeacher:
+    """Batches of new noise every call, with the teacher's endpoints computed on the fly.
+
+    Parameters
+    ----------
+    teacher : callable
+        ``teacher(x_init, cond) -> endpoint`` (e.g. a many-step base-solver rollout or an
+        analytic test bed's accurate integrator); run without gradients.
+    shape : tuple
+        Per-sample state shape.
+    sigma_max : float
+        Initial noise level: ``x_init = sigma_max · ε``.
+    cond : callable, optional
+        ``cond(batch_size, generator)`` drawing conditioning for the batch.
+    """
+
+    def __init__(self, teacher: Callable[[torch.Tensor, Any], torch.Tensor], shape: tuple,
+                 sigma_max: float, cond: Optional[Callable[[int, torch.Generator], Any]] = None):
+        self.teacher, self.shape, self.sigma_max, self.cond = teacher, tuple(shape), sigma_max, cond
+
+    @torch.no_grad()
+    def __call__(self, batch_size: int, generator: torch.Generator) -> Batch:
+        """``batch_size`` fresh (noise, teacher endpoint) pairs."""
+        x = torch.randn((batch_size,) + self.shape, generator=generator) * self.sigma_max
+        cond = self.cond(batch_size, generator) if self.cond is not None else None
+        return Batch(x, self.teacher(x, cond).to(x.dtype), cond)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-from .core import Solver
+from .core import Solver, lookup
 from .dyweight import DyWeight
 from .multistep import IPNDM, DPMSolverPP, UniPC
 from .singlestep import DPM2, Euler, Heun
@@ -73,10 +73,7 @@ def get_solver(name: str, **kwargs) -> Solver:
     ValueError
         For an unknown name, listing the available ones.
     """
-    key = name.lower()
-    if key not in SOLVERS:
-        raise ValueError(f"unknown solver {name!r}; available: {sorted(SOLVERS)}")
-    return SOLVERS[key](**kwargs)
+    return lookup(SOLVERS, "solver", name)(**kwargs)
 
 
 def solver_to_config(solver: Solver) -> dict:

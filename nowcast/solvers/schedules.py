@@ -28,6 +28,8 @@ from typing import Callable
 
 import torch
 
+from .core import lookup
+
 __all__ = [
     "edm_sigmas",
     "logsnr_sigmas",
@@ -218,7 +220,4 @@ def get_schedule(name: str) -> Callable[..., torch.Tensor]:
     ValueError
         For an unknown name, listing the available ones.
     """
-    key = name.lower()
-    if key not in SCHEDULES:
-        raise ValueError(f"unknown schedule {name!r}; available: {sorted(SCHEDULES)}")
-    return SCHEDULES[key]
+    return lookup(SCHEDULES, "schedule", name)

@@ -28,36 +28,51 @@ class Euler(Solver):
         return Step(ctx.x, ctx.buffer[-1].d, h, ctx.sigma_next)
 
 
-class Heun(Solver):
-    """Heun's second-order method (EDM Algorithm 2, without churn)."""
+def _probe(ctx: StepContext, sigma_probe: torch.Tensor) -> torch.Tensor:
+    """Velocity at ``x_n + (σ_probe − σ_n)·d_n``, σ_probe (one extra denoiser evaluation)."""
+    d = ctx.buffer[-1].d
+    x_probe = ctx.x + (sigma_probe - ctx.sigma).to(ctx.x.dtype) * d
+    return (x_probe - ctx.denoise(x_probe, sigma_probe)) / sigma_probe.to(ctx.x.dtype)
+
+
+class _ProbeSolver(Solver):
+    """A second-order single-step rule: one probe evaluation, then a combined direction."""
+
+    evals_per_step = 1
+
+    def probe_sigma(self, ctx: StepContext) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def combine(self, d: torch.Tensor, d_probe: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def step(self, ctx: StepContext) -> Step:  # noqa: D102
+        d, s_next = ctx.buffer[-1].d, ctx.sigma_next
+        h = s_next - ctx.sigma
+        if float(s_next) == 0.0:  # a step to σ = 0 is Euler (EDM)
+            return Step(ctx.x, d, h, s_next)
+        return Step(ctx.x, self.combine(d, _probe(ctx, self.probe_sigma(ctx))), h, s_next)
+
+
+class Heun(_ProbeSolver):
+    """Heun's second-order method (EDM Algorithm 2, without churn): probe at σ_{n+1}, average."""
 
     name = "heun"
-    evals_per_step = 1
 
-    def step(self, ctx: StepContext) -> Step:  # noqa: D102
-        d = ctx.buffer[-1].d
-        s, s_next = ctx.sigma, ctx.sigma_next
-        h = s_next - s
-        if float(s_next) == 0.0:
-            return Step(ctx.x, d, h, s_next)
-        x_pred = ctx.x + h.to(ctx.x.dtype) * d
-        d_pred = (x_pred - ctx.denoise(x_pred, s_next)) / s_next.to(ctx.x.dtype)
-        return Step(ctx.x, (d + d_pred) / 2, h, s_next)
+    def probe_sigma(self, ctx):  # noqa: D102
+        return ctx.sigma_next
+
+    def combine(self, d, d_probe):  # noqa: D102
+        return (d + d_probe) / 2
 
 
-class DPM2(Solver):
-    """DPM-Solver-2 with the geometric midpoint (r = ½)."""
+class DPM2(_ProbeSolver):
+    """DPM-Solver-2: probe at the geometric midpoint √(σ_n σ_{n+1}) (r = ½), step with it."""
 
     name = "dpm2"
-    evals_per_step = 1
 
-    def step(self, ctx: StepContext) -> Step:  # noqa: D102
-        d = ctx.buffer[-1].d
-        s, s_next = ctx.sigma, ctx.sigma_next
-        h = s_next - s
-        if float(s_next) == 0.0:
-            return Step(ctx.x, d, h, s_next)
-        t_mid = torch.sqrt(s * s_next)
-        x_mid = ctx.x + (t_mid - s).to(ctx.x.dtype) * d
-        d_mid = (x_mid - ctx.denoise(x_mid, t_mid)) / t_mid.to(ctx.x.dtype)
-        return Step(ctx.x, d_mid, h, s_next)
+    def probe_sigma(self, ctx):  # noqa: D102
+        return torch.sqrt(ctx.sigma * ctx.sigma_next)
+
+    def combine(self, d, d_probe):  # noqa: D102
+        return d_probe

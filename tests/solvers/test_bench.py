@@ -11,7 +11,8 @@ TINY = bench.BenchSettings(
     size=8, nfes=(3,), train_pool=32, val_size=16, test_size=16, teacher_steps=32,
     pool_teacher_steps=16, span_samples=4,
     dyweight=MatchingConfig(iterations=4, batch_size=8, lr=1e-2, afs=True, val_every=2),
-    spanlift=MatchingConfig(iterations=2, batch_size=8, lr=1e-3, afs=True, val_every=1))
+    spanlift=MatchingConfig(iterations=2, batch_size=8, lr=1e-3, afs=True, val_every=1),
+    transfer=MatchingConfig(iterations=2, batch_size=8, lr=3e-3, afs=True, val_every=1))
 
 
 def test_benchmark_records_and_report(tmp_path):

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from nowcast.solvers import DyWeight, SpanLift, edm_sigmas, get_solver, load_solver, rollout, save_solver
-from nowcast.solvers.matching import (Batch, MatchingConfig, TeacherPool, evaluate_endpoint,
-                                      get_loss, train_endpoint_matching)
+from nowcast.solvers.matching import (Batch, FreshTeacher, MatchingConfig, TeacherPool,
+                                      evaluate_endpoint, get_loss, train_endpoint_matching)
 from nowcast.solvers.span import out_of_span_fraction, span_analysis
 from nowcast.solvers.testbeds import grf_mixture
 
@@ -45,6 +45,25 @@ def test_spanlift_training_improves_its_base(problem):
     base = evaluate_endpoint(get_solver("euler"), tb, edm_sigmas(K), val, afs=True)
     assert res.init_val == pytest.approx(base, rel=1e-6)
     assert res.best_val < 0.8 * base
+
+
+def test_fresh_teacher_draws_new_noise_and_teacher_endpoints(problem):
+    tb, _, val = problem
+    calls = []
+
+    def teacher(x, cond):
+        calls.append(len(x))
+        return tb.teacher(x, 80.0, 0.002, steps=48)
+
+    fresh = FreshTeacher(teacher, (1, 8, 8), 80.0)
+    g = torch.Generator().manual_seed(5)
+    b1, b2 = fresh(4, g), fresh(4, g)
+    assert calls == [4, 4] and not torch.equal(b1.x, b2.x)
+    torch.testing.assert_close(b1.target, tb.teacher(b1.x, 80.0, 0.002, steps=48))
+    dw = DyWeight(K)
+    res = train_endpoint_matching(dw, tb, edm_sigmas(K), fresh, val,
+                                  MatchingConfig(iterations=6, batch_size=4, afs=True, val_every=3))
+    assert res.best_val <= res.init_val and sum(calls[2:]) == 6 * 4
 
 
 def test_a_diverging_run_keeps_the_initial_state(problem):
