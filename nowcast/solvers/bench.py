@@ -198,7 +198,7 @@ def _provenance(argv: list) -> dict:
                                     cwd=root, capture_output=True, text=True, timeout=10).stdout.strip())
     except (OSError, subprocess.SubprocessError):
         commit, dirty = "unknown", False
-    return {"command": "python -m nowcast.solvers.bench " + " ".join(shlex.quote(a) for a in argv),
+    return {"command": " ".join(["python -m nowcast.solvers.bench"] + [shlex.quote(a) for a in argv]),
             "commit": commit + ("-dirty" if dirty else ""),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} "
                        f"({torch.get_num_threads()} threads), Python {platform.python_version()}, "
