@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from .matching import Batch, MatchingConfig, TeacherPool, evaluate_endpoint, train_endpoint_matching
+from .matching import Batch, MatchingConfig, TeacherPool, train_endpoint_matching
 from .registry import get_solver
 from .rollout import rollout
 from .schedules import get_schedule

@@ -13,7 +13,6 @@ All reuse the buffer of past evaluations instead of spending extra NFE:
 
 from __future__ import annotations
 
-import math
 
 import torch
 

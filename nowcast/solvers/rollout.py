@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
-from .core import CountingDenoiser, Entry, Solver, Step, StepContext
+from .core import CountingDenoiser, Entry, Solver, StepContext
 
 __all__ = ["rollout", "sample", "RolloutResult", "afs_direction"]
 

@@ -1,6 +1,5 @@
 """The benchmark runs end to end on tiny settings and writes its report."""
 
-import json
 
 import pytest
 
