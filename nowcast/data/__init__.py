@@ -1,0 +1,11 @@
+"""The SEVIR data pipeline.
+
+Modules
+-------
+codec
+    VIL bytes ⇄ kg m⁻², thresholds, the models' ``byte/255`` scale.
+sevir
+    CATALOG.csv reading and filtering, lazily opened HDF5 events, SEVIR-LR downsampling.
+synthetic
+    A deterministic generator of SEVIR-format storms (HDF5 + catalog).
+"""
