@@ -8,4 +8,6 @@ sevir
     CATALOG.csv reading and filtering, lazily opened HDF5 events, SEVIR-LR downsampling.
 synthetic
     A deterministic generator of SEVIR-format storms (HDF5 + catalog).
+store
+    The resumable zarr store ``(event, time, y, x)`` builder, split lists, and opening a store.
 """

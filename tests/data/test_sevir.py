@@ -8,15 +8,13 @@ import pytest
 
 from nowcast.data.sevir import (CATALOG_COLUMNS, SEVIR_PROJ, SevirReader, downsample_lr,
                                 filter_catalog, parse_minute_offsets, read_catalog)
-from nowcast.data.synthetic import SyntheticConfig, laea_to_lonlat, write_synthetic_sevir
+from nowcast.data.synthetic import laea_to_lonlat
 
 
 @pytest.fixture(scope="module")
-def sevir_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sevir")
-    write_synthetic_sevir(root, SyntheticConfig(n_events=12, size=48, frames=49, seed=3,
-                                                missing_fraction=0.3, duplicate_fraction=0.2))
-    return root
+def sevir_root(make_sevir):
+    return make_sevir(n_events=12, size=48, frames=49, seed=3, missing_fraction=0.3,
+                      duplicate_fraction=0.2)
 
 
 def test_catalog_has_every_column_and_parses_times(sevir_root):

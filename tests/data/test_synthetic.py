@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nowcast.data.sevir import SevirReader, read_catalog
+from nowcast.data.sevir import SevirReader
 from nowcast.data.synthetic import SyntheticConfig, generate_event, write_synthetic_sevir
 
 
