@@ -31,7 +31,8 @@ import numpy as np
 from .codec import MISSING, encode_vil
 from .sevir import CATALOG_COLUMNS, SEVIR_PROJ
 
-__all__ = ["SyntheticConfig", "generate_event", "write_synthetic_sevir", "laea_to_lonlat"]
+__all__ = ["SyntheticConfig", "generate_event", "value_encoded_event", "write_synthetic_sevir",
+           "laea_to_lonlat"]
 
 EARTH_RADIUS = 6370997.0
 LAT0, LON0 = 38.0, -98.0
@@ -59,6 +60,9 @@ class SyntheticConfig:
         Fraction of events with missing pixels.
     duplicate_fraction : float
         Fraction of ids given a duplicated catalog row.
+    value_encoded : bool
+        Write :func:`value_encoded_event` patterns instead of storms (for exact tests); the
+        catalog's ``regime`` column then reads ``value-encoded:<index>``.
     """
 
     n_events: int = 16
@@ -67,6 +71,14 @@ class SyntheticConfig:
     seed: int = 0
     missing_fraction: float = 0.1
     duplicate_fraction: float = 0.05
+    value_encoded: bool = False
+
+
+def value_encoded_event(index: int, size: int, frames: int) -> np.ndarray:
+    """``(T, H, W)`` bytes ``2·(index mod 50) + t + y + x`` (clipped to 254): a test pattern whose
+    every pixel says which event, frame, row and column it came from."""
+    t, y, x = np.meshgrid(np.arange(frames), np.arange(size), np.arange(size), indexing="ij")
+    return np.minimum(2 * (index % 50) + t + y + x, 254).astype(np.uint8)
 
 
 def laea_to_lonlat(x, y):
@@ -248,7 +260,7 @@ def write_synthetic_sevir(root: str | os.PathLike, config: SyntheticConfig = Syn
         half = "0101_0630" if time.month <= 6 else "0701_1231"
         file_name = f"vil/{time.year}/SEVIR_VIL_{kind}_{time.year}_{half}.h5"
         eid = f"S{800000 + i}" if storm else f"R{time:%y%m%d%H%M}{i:04d}"
-        events.append((file_name, eid, time, storm, int(rng.integers(2**31))))
+        events.append((file_name, eid, time, storm, int(rng.integers(2**31)), i))
     files: dict = {}
     for ev in events:
         files.setdefault(ev[0], []).append(ev)
@@ -265,10 +277,13 @@ def write_synthetic_sevir(root: str | os.PathLike, config: SyntheticConfig = Syn
             ids = f.create_dataset("id", (len(evs),), dtype="S24")
             vil = f.create_dataset("vil", (len(evs), config.size, config.size, config.frames), dtype="uint8",
                                    chunks=(1, config.size, config.size, config.frames))
-            for idx, (_, eid, time, storm, seed) in enumerate(evs):
+            for idx, (_, eid, time, storm, seed, number) in enumerate(evs):
                 erng = np.random.default_rng(seed)
-                field, regime = generate_event(erng, config.size, config.frames)
-                data = encode_vil(field)
+                if config.value_encoded:
+                    data, regime = value_encoded_event(number, config.size, config.frames), f"value-encoded:{number}"
+                else:
+                    field, regime = generate_event(erng, config.size, config.frames)
+                    data = encode_vil(field)
                 if erng.uniform() < config.missing_fraction:
                     h0, w0 = erng.integers(0, config.size // 2, size=2)
                     hh, ww = erng.integers(config.size // 10, config.size // 3, size=2)

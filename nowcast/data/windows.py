@@ -1,0 +1,165 @@
+"""Windowed context → target samples from a store, as a torch ``Dataset``.
+
+Task presets (PreDiff/Earthformer):
+
+* ``sevir``: 13 context + 12 target frames at 5 min, windows every 12 frames (3 per 49-frame event);
+* ``sevirlr``: 7 + 6 frames at 10 min, windows every 6 frames (3 per 25-frame event).
+
+Each item is a dict with ``x`` — float32 ``(T, 1, H, W)`` in ``[0, 1]`` (bytes/255; the first
+``in_len`` frames are the context), ``missing`` — bool ``(T, 1, H, W)`` (byte 255), ``event_id``
+and ``start`` (the window's first frame). Augmentations (flips and 90° rotations) are applied
+identically to every frame of a window. The store is opened lazily once per process, so the
+dataset works with ``num_workers > 0`` (fork or spawn) and with ``DistributedSampler``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .codec import MISSING
+
+__all__ = ["Task", "TASKS", "get_task", "WindowDataset", "read_split"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A forecasting task: context and target lengths, window stride, frame interval."""
+
+    name: str
+    in_len: int
+    out_len: int
+    stride: int
+    frame_minutes: int
+
+    @property
+    def seq_len(self) -> int:
+        """Frames per window (context + target)."""
+        return self.in_len + self.out_len
+
+
+TASKS = {"sevir": Task("sevir", 13, 12, 12, 5), "sevirlr": Task("sevirlr", 7, 6, 6, 10)}
+
+
+def get_task(name: str) -> Task:
+    """Look up a task preset by name (``sevir`` or ``sevirlr``).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    """
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; available: {sorted(TASKS)}")
+    return TASKS[name]
+
+
+def read_split(store: str, split: str) -> list:
+    """Event ids of a split (``train``, ``val``, ``test``) written beside a store."""
+    import fsspec
+
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"unknown split {split!r}; available: ['train', 'val', 'test']")
+    with fsspec.open(f"{str(store).rstrip('/')}/splits/{split}.txt", "r") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Windows of a store's events for a task and split.
+
+    Parameters
+    ----------
+    store : str
+        A complete store built by :func:`nowcast.data.store.build_store`.
+    task : str
+        ``sevir`` or ``sevirlr``; must match the store's frame interval.
+    split : str, optional
+        ``train``, ``val`` or ``test``; ``None`` uses every event.
+    sample_mode : {'sequent', 'random'}
+        ``sequent``: item i is the i-th window in (event, start) order. ``random``: item i is a
+        random window (event and start drawn from a generator seeded by ``seed``, the epoch and i).
+    augment : bool
+        Random horizontal/vertical flips and rotation by a multiple of 90°, the same for all frames.
+    seed : int
+        Seed of random sampling and augmentation.
+    """
+
+    def __init__(self, store: str, task: str = "sevirlr", split: Optional[str] = "train",
+                 sample_mode: str = "sequent", augment: bool = False, seed: int = 0):
+        import xarray as xr
+
+        if sample_mode not in ("sequent", "random"):
+            raise ValueError(f"unknown sample_mode {sample_mode!r}; available: ['sequent', 'random']")
+        self.store, self.task = str(store), get_task(task)
+        self.sample_mode, self.augment, self.seed = sample_mode, augment, seed
+        self.epoch = 0
+        meta = xr.open_zarr(self.store)
+        if not meta.attrs.get("complete"):
+            raise ValueError(f"{store} is not a complete store: run the build again")
+        if int(meta.attrs.get("frame_minutes", -1)) != self.task.frame_minutes:
+            raise ValueError(f"task {task!r} needs {self.task.frame_minutes}-min frames; {store} has "
+                             f"{meta.attrs.get('frame_minutes')}-min frames (task {meta.attrs.get('task')!r})")
+        ids = [str(i) for i in meta["id"].values]
+        wanted = ids if split is None else read_split(self.store, split)
+        pos = {e: k for k, e in enumerate(ids)}
+        self.events = np.array([pos[e] for e in wanted if e in pos], dtype=np.int64)
+        self.event_ids = [ids[k] for k in self.events]
+        n_frames = meta.sizes["time"]
+        self.starts = np.arange(0, n_frames - self.task.seq_len + 1, self.task.stride)
+        if len(self.starts) == 0:
+            raise ValueError(f"events of {n_frames} frames are too short for task {task!r} "
+                             f"({self.task.seq_len} frames)")
+        self._array = None
+        self._pid = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the random stream (random sampling and augmentation) for a new epoch."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.events) * len(self.starts)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_array"], state["_pid"] = None, None
+        return state
+
+    def _vil(self):
+        import os
+
+        import zarr
+
+        if self._array is None or self._pid != os.getpid():
+            self._array = zarr.open_group(self.store, mode="r")["vil"]
+            self._pid = os.getpid()
+        return self._array
+
+    def _rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+    def window(self, index: int) -> tuple:
+        """``(event position in the split, start frame)`` of item ``index``."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} windows")
+        if self.sample_mode == "random":
+            rng = self._rng(index)
+            return int(rng.integers(len(self.events))), int(rng.choice(self.starts))
+        return index // len(self.starts), int(self.starts[index % len(self.starts)])
+
+    def __getitem__(self, index: int) -> dict:
+        k, start = self.window(index)
+        data = np.asarray(self._vil()[int(self.events[k]), start:start + self.task.seq_len])
+        if self.augment:
+            rng = np.random.default_rng([self.seed, self.epoch, index, 1])
+            if rng.uniform() < 0.5:
+                data = data[:, :, ::-1]
+            if rng.uniform() < 0.5:
+                data = data[:, ::-1, :]
+            data = np.rot90(data, int(rng.integers(4)), axes=(1, 2))
+        data = np.ascontiguousarray(data)
+        missing = torch.from_numpy(data == MISSING)[:, None]
+        x = torch.from_numpy(data.astype(np.float32) / 255.0)[:, None]
+        return {"x": x, "missing": missing, "event_id": self.event_ids[k], "start": start}
