@@ -20,6 +20,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..solvers.core import lookup
 from .codec import MISSING
 
 __all__ = ["Task", "TASKS", "get_task", "WindowDataset", "read_split"]
@@ -52,9 +53,7 @@ def get_task(name: str) -> Task:
     ValueError
         For an unknown name.
     """
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; available: {sorted(TASKS)}")
-    return TASKS[name]
+    return lookup(TASKS, "task", name)
 
 
 def read_split(store: str, split: str) -> list:

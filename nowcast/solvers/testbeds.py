@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from .core import lookup
 from .denoisers import Denoiser, expand_sigma
 
 __all__ = ["PointMass", "GaussianRandomField", "GRFMixture", "power_law_spectrum",
@@ -321,6 +322,4 @@ def make_testbed(name: str, size: int = 16, channels: int = 1) -> Denoiser:
     ValueError
         For an unknown name.
     """
-    if name not in TESTBEDS:
-        raise ValueError(f"unknown test bed {name!r}; available: {sorted(TESTBEDS)}")
-    return TESTBEDS[name](size=size, channels=channels)
+    return lookup(TESTBEDS, "test bed", name)(size=size, channels=channels)
