@@ -1,0 +1,122 @@
+"""``python -m nowcast.data {synth, build, inspect}``: make, convert and look at SEVIR data.
+
+Examples
+--------
+::
+
+    python -m nowcast.data synth data/synthetic --events 500 --size 384
+    python -m nowcast.data build data/synthetic stores/sevirlr.zarr --lr
+    python -m nowcast.data inspect stores/sevirlr.zarr
+
+Bad input (missing catalog, unknown option, an existing store built from other events) gives one
+clear message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _synth(args) -> int:
+    from .synthetic import SyntheticConfig, write_synthetic_sevir
+
+    if args.size % 3:
+        raise ValueError(f"--size must be divisible by 3 (SEVIR-LR pools 3×3), got {args.size}")
+    t0 = time.perf_counter()
+    cat = write_synthetic_sevir(args.root, SyntheticConfig(
+        n_events=args.events, size=args.size, frames=args.frames, seed=args.seed,
+        missing_fraction=args.missing_fraction, duplicate_fraction=args.duplicate_fraction),
+        progress=not args.quiet)
+    nbytes = sum(p.stat().st_size for p in Path(args.root, "data").rglob("*.h5"))
+    print(f"wrote {cat['id'].nunique()} events ({len(cat)} catalog rows, "
+          f"{int(cat['id'].duplicated().sum())} duplicated, {int((cat['pct_missing'] > 0).sum())} with "
+          f"missing pixels) to {args.root}: {nbytes / 1e6:.1f} MB in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _build(args) -> int:
+    from .store import BuildConfig, build_store
+
+    if not Path(args.source, "CATALOG.csv").exists() and "://" not in args.source:
+        raise FileNotFoundError(f"{args.source}/CATALOG.csv not found: SOURCE must be a SEVIR root "
+                                "(CATALOG.csv and data/); make one with `python -m nowcast.data synth`")
+    cfg = BuildConfig(lr=args.lr, start=args.start, end=args.end, limit=args.limit,
+                      splits=(args.train_end, args.val_end))
+    summary = build_store(args.source, args.store, cfg, scheduler=args.scheduler, progress=not args.quiet)
+    print(f"{args.store}: {summary}")
+    return 0
+
+
+def _inspect(args) -> int:
+    import numpy as np
+
+    from .store import open_store
+    from .windows import read_split
+
+    ds = open_store(args.store)
+    print(ds)
+    splits = {s: len(read_split(args.store, s)) for s in ("train", "val", "test")}
+    print("splits: " + ", ".join(f"{k} {v}" for k, v in splits.items()))
+    n = min(ds.sizes["event"], args.sample)
+    vil = ds["vil"][:n].values
+    valid = vil[vil != 255]
+    if valid.size:
+        q = np.percentile(valid, [50, 90, 99, 99.9])
+        print(f"bytes of the first {n} events: median {q[0]:.0f}, p90 {q[1]:.0f}, p99 {q[2]:.0f}, "
+              f"p99.9 {q[3]:.0f}, max {valid.max()}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m nowcast.data", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("synth", help="write a synthetic SEVIR-format set (HDF5 + CATALOG.csv)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s.add_argument("root", help="output SEVIR root")
+    s.add_argument("--events", type=int, default=64, help="number of distinct events")
+    s.add_argument("--size", type=int, default=384, help="grid side in pixels (divisible by 3)")
+    s.add_argument("--frames", type=int, default=49, help="frames per event (5 min apart)")
+    s.add_argument("--seed", type=int, default=0, help="master seed")
+    s.add_argument("--missing-fraction", type=float, default=0.1, help="events with missing pixels")
+    s.add_argument("--duplicate-fraction", type=float, default=0.05, help="ids with a duplicated row")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_synth)
+    b = sub.add_parser("build", help="build (or resume building) a zarr store from a SEVIR root",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    b.add_argument("source", help="SEVIR root (CATALOG.csv and data/); path or fsspec URL")
+    b.add_argument("store", help="output zarr store; path or fsspec URL")
+    b.add_argument("--lr", action=argparse.BooleanOptionalAction, default=True,
+                   help="SEVIR-LR: every 2nd frame and 3×3 max pooling")
+    b.add_argument("--start", default=None, help="keep events after this time (exclusive)")
+    b.add_argument("--end", default=None, help="keep events up to this time (inclusive)")
+    b.add_argument("--limit", type=int, default=None, help="at most this many events")
+    b.add_argument("--train-end", default="2019-01-01", help="last time of the train split")
+    b.add_argument("--val-end", default="2019-06-01", help="last time of the val split")
+    b.add_argument("--scheduler", default=None, help="dask.distributed scheduler address")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=_build)
+    i = sub.add_parser("inspect", help="summarise a store", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    i.add_argument("store", help="zarr store")
+    i.add_argument("--sample", type=int, default=16, help="events to compute byte statistics on")
+    i.set_defaults(func=_inspect)
+    return p
+
+
+def main(argv: list | None = None) -> int:
+    """Entry point; returns the exit status (2 for bad input)."""
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,37 @@
+"""``python -m nowcast.data`` end to end, in-process."""
+
+import pytest
+
+from nowcast.data.__main__ import main
+from nowcast.data.store import open_store
+
+
+def test_synth_build_inspect(tmp_path, capsys):
+    root, store = tmp_path / "sevir", tmp_path / "s.zarr"
+    assert main(["synth", str(root), "--events", "6", "--size", "24", "--frames", "13", "--quiet"]) == 0
+    assert "wrote 6 events" in capsys.readouterr().out
+    assert main(["build", str(root), str(store), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "events in the store" in out and "written now" in out
+    assert open_store(str(store)).sizes["time"] == 7
+    assert main(["build", str(root), str(store), "--quiet"]) == 0   # a finished build is a no-op
+    assert "0 written now" in capsys.readouterr().out
+    assert main(["inspect", str(store)]) == 0
+    assert "splits: train" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["build", "/nonexistent/sevir", "/tmp/x.zarr"], "CATALOG.csv not found"),
+    (["synth", "/tmp/never", "--size", "50"], "divisible by 3"),
+    (["inspect", "/nonexistent.zarr"], "error"),
+])
+def test_bad_input_exits_2_with_one_message(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_unknown_option_exits_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["build", "a", "b", "--frobnicate"])
+    assert e.value.code == 2
