@@ -1,4 +1,4 @@
-"""``python -m nowcast.data {synth, build, inspect}``: make, convert and look at SEVIR data.
+"""``python -m nowcast.data {synth, build, inspect, export-event}``: make, convert and look at SEVIR data.
 
 Examples
 --------
@@ -7,6 +7,7 @@ Examples
     python -m nowcast.data synth data/synthetic --events 500 --size 384
     python -m nowcast.data build data/synthetic stores/sevirlr.zarr --lr
     python -m nowcast.data inspect stores/sevirlr.zarr
+    python -m nowcast.data export-event stores/sevirlr.zarr S800012 event.nc
 
 Bad input (missing catalog, unknown option, an existing store built from other events) gives one
 clear message and exit status 2.
@@ -72,6 +73,24 @@ def _inspect(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from ..io import event_from_store, write_event
+    from .store import open_store
+
+    ds = open_store(args.store)
+    ids = [str(i) for i in ds["id"].values]
+    if args.event in ids:
+        index = ids.index(args.event)
+    elif args.event.isdigit() and int(args.event) < len(ids):
+        index = int(args.event)
+    else:
+        raise ValueError(f"event {args.event!r} is neither an id nor an index of {args.store} "
+                         f"({len(ids)} events, e.g. {ids[:3]})")
+    path = write_event(event_from_store(ds, index), args.out, overwrite=args.overwrite)
+    print(f"wrote event {ids[index]} ({ds.sizes['time']} frames) to {path}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m nowcast.data", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -105,6 +124,13 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("store", help="zarr store")
     i.add_argument("--sample", type=int, default=16, help="events to compute byte statistics on")
     i.set_defaults(func=_inspect)
+    e = sub.add_parser("export-event", help="write one event of a store as a CF netCDF event file",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    e.add_argument("store", help="zarr store")
+    e.add_argument("event", help="event id or index")
+    e.add_argument("out", help="output event.nc (never overwritten unless --overwrite)")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    e.set_defaults(func=_export)
     return p
 
 
@@ -113,7 +139,7 @@ def main(argv: list | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, OSError) as e:
+    except (ValueError, OSError) as e:  # FileNotFoundError, FileExistsError are OSErrors
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -29,13 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from .codec import MISSING, encode_vil
+from .projection import laea_to_lonlat
 from .sevir import CATALOG_COLUMNS, SEVIR_PROJ
 
-__all__ = ["SyntheticConfig", "generate_event", "value_encoded_event", "write_synthetic_sevir",
-           "laea_to_lonlat"]
+__all__ = ["SyntheticConfig", "generate_event", "value_encoded_event", "write_synthetic_sevir"]
 
-EARTH_RADIUS = 6370997.0
-LAT0, LON0 = 38.0, -98.0
 PATCH_M = 384_000.0
 FRAME_SECONDS = 300.0
 EVENT_TYPES = ("Thunderstorm Wind", "Hail", "Heavy Rain", "Flash Flood", "Funnel Cloud")
@@ -79,18 +77,6 @@ def value_encoded_event(index: int, size: int, frames: int) -> np.ndarray:
     every pixel says which event, frame, row and column it came from."""
     t, y, x = np.meshgrid(np.arange(frames), np.arange(size), np.arange(size), indexing="ij")
     return np.minimum(2 * (index % 50) + t + y + x, 254).astype(np.uint8)
-
-
-def laea_to_lonlat(x, y):
-    """Inverse spherical Lambert azimuthal equal-area of SEVIR's projection (Snyder 1987, §24)."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    phi0, lam0 = math.radians(LAT0), math.radians(LON0)
-    rho = np.hypot(x, y)
-    c = 2 * np.arcsin(np.clip(rho / (2 * EARTH_RADIUS), -1, 1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        lat = np.arcsin(np.cos(c) * math.sin(phi0) + np.where(rho > 0, y * np.sin(c) * math.cos(phi0) / rho, 0))
-        lon = lam0 + np.arctan2(x * np.sin(c), rho * math.cos(phi0) * np.cos(c) - y * math.sin(phi0) * np.sin(c))
-    return np.degrees(lon), np.degrees(lat)
 
 
 def _power_noise(rng: np.random.Generator, size: int, beta: float) -> np.ndarray:

@@ -18,6 +18,14 @@ def test_synth_build_inspect(tmp_path, capsys):
     assert "0 written now" in capsys.readouterr().out
     assert main(["inspect", str(store)]) == 0
     assert "splits: train" in capsys.readouterr().out
+    out_nc = tmp_path / "event.nc"
+    assert main(["export-event", str(store), "0", str(out_nc)]) == 0
+    from nowcast.io import read_event
+    assert read_event(out_nc).sizes["time"] == 7
+    assert main(["export-event", str(store), "0", str(out_nc)]) == 2          # never overwrites
+    assert "exists" in capsys.readouterr().err
+    assert main(["export-event", str(store), "S999", str(tmp_path / "x.nc")]) == 2
+    assert not (tmp_path / "x.nc").exists()
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -8,7 +8,7 @@ import pytest
 
 from nowcast.data.sevir import (CATALOG_COLUMNS, SEVIR_PROJ, SevirReader, downsample_lr,
                                 filter_catalog, parse_minute_offsets, read_catalog)
-from nowcast.data.synthetic import laea_to_lonlat
+from nowcast.data.projection import laea_to_lonlat, lonlat_to_laea
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +94,11 @@ def test_laea_inverse_at_known_points():
     lon, lat = laea_to_lonlat(0.0, 1.0e6)
     assert lon == pytest.approx(-98.0)
     assert lat == pytest.approx(38.0 + np.degrees(2 * np.arcsin(1.0e6 / (2 * 6370997.0))), abs=1e-9)
+
+
+def test_laea_forward_inverts_the_inverse():
+    x = np.array([-1.5e6, 0.0, 2.1e6, 3.0e5])
+    y = np.array([-1.0e6, 4.0e5, 0.0, -2.0e5])
+    xf, yf = lonlat_to_laea(*laea_to_lonlat(x, y))
+    np.testing.assert_allclose(xf, x, atol=1e-6)
+    np.testing.assert_allclose(yf, y, atol=1e-6)

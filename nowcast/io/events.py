@@ -1,0 +1,188 @@
+"""Event files (``event.nc``): radar frames in, with CF coordinates, validated.
+
+An event file holds ``vil (time, y, x)`` — SEVIR bytes (uint8, 255 = missing) or, with
+``units = "kg m-2"``, physical VIL converted through the codec — a CF ``time`` coordinate,
+projected ``x``/``y`` coordinates in metres (pixel centres; ``y`` increases northwards, so the
+orientation is explicit) and a ``crs`` grid-mapping variable (SEVIR's LAEA).
+
+:func:`read_event` validates a file against a task preset and raises one :class:`EventError`
+naming the problem, what was expected and how to fix it. :func:`event_from_store` and
+:func:`write_event` produce such files from a store; writes are atomic and never overwrite an
+existing file unless asked.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..data.codec import MISSING, encode_vil
+from ..data.projection import CF_GRID_MAPPING, lonlat_to_laea
+
+__all__ = ["EventError", "read_event", "write_event", "event_from_store", "event_dataset"]
+
+_UNITS_KG = ("kg m-2", "kg m**-2", "kg/m2", "kg m^-2")
+
+
+class EventError(ValueError):
+    """An event file that cannot be used, with a message saying why and how to fix it."""
+
+
+def event_dataset(vil: np.ndarray, times, x: np.ndarray, y: np.ndarray, attrs: dict | None = None):
+    """Assemble a CF event dataset from bytes ``(time, y, x)``, times and pixel-centre coordinates."""
+    import xarray as xr
+
+    ds = xr.Dataset(
+        {"vil": (("time", "y", "x"), np.asarray(vil, dtype=np.uint8),
+                 {"long_name": "vertically integrated liquid (SEVIR byte encoding)", "units": "1",
+                  "missing_byte": MISSING, "grid_mapping": "crs",
+                  "comment": "kg m-2 = 0 if X<=5; (X-2)/90.66 if X<=18; exp((X-83.9)/38.9); 255 missing"}),
+         "crs": ((), np.int32(0), dict(CF_GRID_MAPPING))},
+        coords={"time": ("time", np.asarray(times, dtype="datetime64[ns]"), {"standard_name": "time"}),
+                "y": ("y", np.asarray(y, dtype=np.float64),
+                      {"standard_name": "projection_y_coordinate", "units": "m"}),
+                "x": ("x", np.asarray(x, dtype=np.float64),
+                      {"standard_name": "projection_x_coordinate", "units": "m"})},
+        attrs={"Conventions": "CF-1.8", **(attrs or {})})
+    return ds
+
+
+def event_from_store(ds, index: int):
+    """Event ``index`` of a store as an event dataset (times centred on ``time_utc``)."""
+    ev = ds.isel(event=index)
+    vil = np.asarray(ev["vil"].values)
+    t, h, w = vil.shape
+    minutes = int(ds.attrs.get("frame_minutes", 5))
+    t0 = np.datetime64(ev["time_utc"].values, "ns")
+    times = t0 + (np.arange(t) - t // 2) * np.timedelta64(minutes, "m")
+    x_ll, y_ll = lonlat_to_laea(float(ev["llcrnrlon"]), float(ev["llcrnrlat"]))
+    pixel = 384000.0 / w
+    x = float(x_ll) + (np.arange(w) + 0.5) * pixel
+    y = float(y_ll) + (np.arange(h) + 0.5) * pixel
+    return event_dataset(vil, times, x, y, {"event_id": str(ev["id"].values),
+                                            "source": str(ds.attrs.get("source", "")),
+                                            "task": str(ds.attrs.get("task", ""))})
+
+
+def write_event(ds, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write an event dataset to netCDF-4 atomically (temporary file, then rename).
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is false.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; choose another name or pass overwrite=True")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _open(path: Path):
+    import xarray as xr
+
+    if not path.exists():
+        raise EventError(f"{path}: no such file")
+    try:
+        return xr.open_dataset(path, engine="netcdf4", decode_times=True, mask_and_scale=False).load()
+    except Exception as e:  # noqa: BLE001 - any failure to parse means "not a readable netCDF file"
+        raise EventError(f"{path}: cannot be read as netCDF ({type(e).__name__}: {e}); "
+                         "expected a netCDF-4 event file such as `python -m nowcast.data export-event` writes")
+
+
+def _check_time(path: Path, ds, task) -> None:
+    if "time" not in ds.coords or not np.issubdtype(ds["time"].dtype, np.datetime64):
+        raise EventError(f"{path}: no CF time coordinate (expected 'time' with units such as "
+                         "'minutes since 2019-06-01 00:00')")
+    n = ds.sizes["time"]
+    if n < task.in_len:
+        raise EventError(f"{path}: too few frames: {n}, the {task.name} task needs at least "
+                         f"{task.in_len} context frames")
+    steps = np.diff(ds["time"].values).astype("timedelta64[s]").astype(np.int64)
+    if len(np.unique(steps)) > 1:
+        raise EventError(f"{path}: irregular time step ({sorted(set((steps // 60).tolist()))} min); "
+                         f"frames must be every {task.frame_minutes} min")
+    if steps[0] != task.frame_minutes * 60:
+        raise EventError(f"{path}: time step is {steps[0] / 60:g} min, the {task.name} task needs "
+                         f"{task.frame_minutes} min")
+
+
+def _to_bytes(path: Path, da) -> np.ndarray:
+    units = str(da.attrs.get("units", "1")).strip()
+    values = np.asarray(da.values)
+    if units in _UNITS_KG:
+        if np.any(values[np.isfinite(values)] < 0):
+            raise EventError(f"{path}: negative VIL in kg m-2")
+        return encode_vil(values)
+    if values.dtype.kind == "f":
+        if np.isnan(values).any():
+            raise EventError(f"{path}: NaN in byte-encoded 'vil'; mark missing pixels with 255 "
+                             "(or store kg m-2 with units='kg m-2', where NaN means missing)")
+        if not np.all(values == np.round(values)):
+            raise EventError(f"{path}: 'vil' has fractional values but units {units!r}; give "
+                             "units='kg m-2' for physical VIL")
+    if values.size and (values.min() < 0 or values.max() > 255):
+        raise EventError(f"{path}: 'vil' bytes out of range [{values.min()}, {values.max()}]; "
+                         "expected SEVIR bytes 0–254 (255 = missing)")
+    return values.astype(np.uint8)
+
+
+def read_event(path: str | os.PathLike, task: str = "sevirlr"):
+    """Read and validate an event file for a task.
+
+    Parameters
+    ----------
+    path : path-like
+        The netCDF event file.
+    task : str
+        Task preset (``sevirlr`` or ``sevir``) whose frame interval and context length apply.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``vil (time, y, x)`` uint8 bytes plus ``x``, ``y``, ``time`` and ``crs``.
+
+    Raises
+    ------
+    EventError
+        One message per problem: missing file, not netCDF, no ``vil``, wrong dimensions, no grid
+        mapping, bad coordinates, too few frames, irregular or wrong time step, NaNs, values out
+        of range, all missing.
+    """
+    from ..data.windows import get_task
+
+    path, tk = Path(path), get_task(task)
+    ds = _open(path)
+    if "vil" not in ds.data_vars:
+        raise EventError(f"{path}: missing variable 'vil' (found {sorted(ds.data_vars)})")
+    if ds["vil"].dims != ("time", "y", "x"):
+        raise EventError(f"{path}: 'vil' has dimensions {ds['vil'].dims}, expected ('time', 'y', 'x')")
+    gm = ds["vil"].attrs.get("grid_mapping")
+    if gm is None or gm not in ds.variables:
+        raise EventError(f"{path}: no CF grid mapping: 'vil' needs grid_mapping='crs' and a 'crs' "
+                         "variable describing the projection")
+    for c in ("x", "y"):
+        if c not in ds.coords:
+            raise EventError(f"{path}: missing projected coordinate {c!r} (metres)")
+        d = np.diff(ds[c].values)
+        if not (np.all(d > 0) or np.all(d < 0)):
+            raise EventError(f"{path}: coordinate {c!r} is not strictly monotonic")
+    _check_time(path, ds, tk)
+    data = _to_bytes(path, ds["vil"])
+    if np.all(data == MISSING):
+        raise EventError(f"{path}: every pixel is missing (255); nothing to forecast from")
+    out = ds.copy()
+    out["vil"] = (("time", "y", "x"), data, dict(ds["vil"].attrs, units="1"))
+    return out
