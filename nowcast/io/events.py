@@ -99,7 +99,8 @@ def _open(path: Path):
         return xr.open_dataset(path, engine="netcdf4", decode_times=True, mask_and_scale=False).load()
     except Exception as e:  # noqa: BLE001 - any failure to parse means "not a readable netCDF file"
         raise EventError(f"{path}: cannot be read as netCDF ({type(e).__name__}: {e}); "
-                         "expected a netCDF-4 event file such as `python -m nowcast.data export-event` writes")
+                         "expected a netCDF-4 event file such as `python -m nowcast.data export-event` writes"
+                         ) from None
 
 
 def _check_time(path: Path, ds, task) -> None:
