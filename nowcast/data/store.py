@@ -5,8 +5,8 @@ The store holds ``vil`` (uint8 bytes, one event per chunk, compressed), per-even
 attributes for the projection, the VIL encoding, the source and the task preset. Building is
 resumable: the skeleton (metadata) is written first, then each event's chunk and, after it, its
 ``done`` flag; a rerun skips events already done, and the store is marked ``complete`` (and its
-metadata consolidated) only once every event is written. The split event-id lists
-(``splits/{train,val,test}.txt``) are written beside the data.
+metadata consolidated) only once every event is written. The split event-id lists are written
+next to the store (``<name>.splits/{train,val,test}.txt`` beside ``<name>.zarr``).
 
 Events are written by dask tasks (the local threaded scheduler by default, or a
 ``dask.distributed`` cluster given its address); the output may be any fsspec URL.
@@ -25,7 +25,8 @@ import numpy as np
 from .codec import MISSING, SEVIR_THRESHOLDS
 from .sevir import SEVIR_PROJ, SevirReader, downsample_lr, filter_catalog, read_catalog
 
-__all__ = ["BuildConfig", "BuildSummary", "build_store", "open_store", "DEFAULT_SPLITS"]
+__all__ = ["BuildConfig", "BuildSummary", "build_store", "open_store", "splits_dir", "write_splits",
+           "DEFAULT_SPLITS"]
 
 #: Default split boundaries (Earthformer): train ≤ 2019-01-01 < val ≤ 2019-06-01 < test.
 DEFAULT_SPLITS = ("2019-01-01", "2019-06-01")
@@ -130,13 +131,21 @@ def _write_event(store, reader: SevirReader, row, index: int, lr: bool) -> int:
     if lr:
         ev = downsample_lr(ev)
     region = {"event": slice(index, index + 1)}
-    xr.Dataset({"vil": (("event", "time", "y", "x"), ev[None])}).to_zarr(store, region=region)
-    xr.Dataset({"done": (("event",), np.ones(1, np.uint8))}).to_zarr(store, region=region)
+    xr.Dataset({"vil": (("event", "time", "y", "x"), ev[None])}).to_zarr(store, region=region,
+                                                                         consolidated=False)
+    xr.Dataset({"done": (("event",), np.ones(1, np.uint8))}).to_zarr(store, region=region,
+                                                                      consolidated=False)
     return int(ev.nbytes)
 
 
+def splits_dir(store: str) -> str:
+    """Directory of a store's split lists, next to it: ``<store minus .zarr>.splits``."""
+    base = str(store).rstrip("/")
+    return (base[:-5] if base.endswith(".zarr") else base) + ".splits"
+
+
 def write_splits(store: str, ids, times, boundaries: tuple) -> dict:
-    """Write ``splits/{train,val,test}.txt`` (one event id per line) beside the data."""
+    """Write ``{train,val,test}.txt`` (one event id per line) into :func:`splits_dir`."""
     import fsspec
     import pandas as pd
 
@@ -146,10 +155,17 @@ def write_splits(store: str, ids, times, boundaries: tuple) -> dict:
     out = {}
     for name, m in masks.items():
         sel = [str(i) for i, keep in zip(ids, m) if keep]
-        with fsspec.open(f"{store.rstrip('/')}/splits/{name}.txt", "w") as f:
+        with fsspec.open(f"{splits_dir(store)}/{name}.txt", "w", auto_mkdir=True) as f:
             f.write("\n".join(sel) + ("\n" if sel else ""))
         out[name] = len(sel)
     return out
+
+
+def _exists(store: str) -> bool:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(store)
+    return fs.exists(path)
 
 
 def build_store(source: str, store: str, config: BuildConfig = BuildConfig(), *,
@@ -194,7 +210,7 @@ def build_store(source: str, store: str, config: BuildConfig = BuildConfig(), *,
     fp = _fingerprint(rows, config)
     reader = SevirReader(source)
     try:
-        existing = xr.open_zarr(store, consolidated=False)
+        existing = xr.open_zarr(store, consolidated=False) if _exists(store) else None
     except (FileNotFoundError, KeyError, ValueError, zarr.errors.GroupNotFoundError):
         existing = None
     if existing is not None and existing.attrs.get("fingerprint") != fp:
@@ -203,7 +219,7 @@ def build_store(source: str, store: str, config: BuildConfig = BuildConfig(), *,
     if existing is None:
         shape = _event_shape(reader, rows.iloc[0], config.lr)
         _skeleton(rows, config, shape, source, fp).to_zarr(store, mode="w", compute=False,
-                                                           consolidated=False)
+                                                           consolidated=False, zarr_format=2)
         done = np.zeros(len(rows), bool)
     else:
         done = existing["done"].values.astype(bool)
@@ -253,8 +269,12 @@ def open_store(store: str):
         If the store was not completely built.
     """
     import xarray as xr
+    import zarr
 
-    ds = xr.open_zarr(store)
-    if not ds.attrs.get("complete"):
+    try:
+        complete = zarr.open_group(store, mode="r").attrs.get("complete")
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        raise ValueError(f"{store}: no zarr store there; build one with `python -m nowcast.data build`") from None
+    if not complete:
         raise ValueError(f"{store} is not complete (an interrupted build?): run the build again")
-    return ds
+    return xr.open_zarr(store, consolidated=True)

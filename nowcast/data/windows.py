@@ -62,7 +62,9 @@ def read_split(store: str, split: str) -> list:
 
     if split not in ("train", "val", "test"):
         raise ValueError(f"unknown split {split!r}; available: ['train', 'val', 'test']")
-    with fsspec.open(f"{str(store).rstrip('/')}/splits/{split}.txt", "r") as f:
+    from .store import splits_dir
+
+    with fsspec.open(f"{splits_dir(store)}/{split}.txt", "r") as f:
         return [line.strip() for line in f if line.strip()]
 
 
@@ -88,16 +90,14 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def __init__(self, store: str, task: str = "sevirlr", split: Optional[str] = "train",
                  sample_mode: str = "sequent", augment: bool = False, seed: int = 0):
-        import xarray as xr
-
         if sample_mode not in ("sequent", "random"):
             raise ValueError(f"unknown sample_mode {sample_mode!r}; available: ['sequent', 'random']")
         self.store, self.task = str(store), get_task(task)
         self.sample_mode, self.augment, self.seed = sample_mode, augment, seed
         self.epoch = 0
-        meta = xr.open_zarr(self.store)
-        if not meta.attrs.get("complete"):
-            raise ValueError(f"{store} is not a complete store: run the build again")
+        from .store import open_store
+
+        meta = open_store(self.store)
         if int(meta.attrs.get("frame_minutes", -1)) != self.task.frame_minutes:
             raise ValueError(f"task {task!r} needs {self.task.frame_minutes}-min frames; {store} has "
                              f"{meta.attrs.get('frame_minutes')}-min frames (task {meta.attrs.get('task')!r})")

@@ -38,7 +38,7 @@ def test_split_lists_follow_event_times(source, tmp_path):
     ds = open_store(str(out))
     times = pd.to_datetime(ds["time_utc"].values)
     ids = ds["id"].values
-    read = {n: (out / "splits" / f"{n}.txt").read_text().split() for n in ("train", "val", "test")}
+    read = {n: (tmp_path / "s.splits" / f"{n}.txt").read_text().split() for n in ("train", "val", "test")}
     assert sorted(sum(read.values(), [])) == sorted(ids)
     for i, t in zip(ids, times):
         want = "train" if t <= pd.Timestamp("2019-01-01") else "val" if t <= pd.Timestamp("2019-06-01") else "test"
