@@ -16,6 +16,7 @@ clear message and exit status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ def _synth(args) -> int:
     cat = write_synthetic_sevir(args.root, SyntheticConfig(
         n_events=args.events, size=args.size, frames=args.frames, seed=args.seed,
         missing_fraction=args.missing_fraction, duplicate_fraction=args.duplicate_fraction),
-        progress=not args.quiet)
+        progress=not args.quiet, workers=args.workers)
     nbytes = sum(p.stat().st_size for p in Path(args.root, "data").rglob("*.h5"))
     print(f"wrote {cat['id'].nunique()} events ({len(cat)} catalog rows, "
           f"{int(cat['id'].duplicated().sum())} duplicated, {int((cat['pct_missing'] > 0).sum())} with "
@@ -104,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="master seed")
     s.add_argument("--missing-fraction", type=float, default=0.1, help="events with missing pixels")
     s.add_argument("--duplicate-fraction", type=float, default=0.05, help="ids with a duplicated row")
+    s.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="generating processes")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_synth)
     b = sub.add_parser("build", help="build (or resume building) a zarr store from a SEVIR root",

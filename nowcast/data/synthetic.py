@@ -213,8 +213,28 @@ def _time_for(rng: np.random.Generator, i: int):
     return t.floor("min")
 
 
+def _event_bytes(args: tuple) -> tuple:
+    """Bytes ``(T, H, W)``, regime and the event's generator after drawing (worker-safe)."""
+    seed, number, size, frames, value_encoded = args
+    erng = np.random.default_rng(seed)
+    if value_encoded:
+        return value_encoded_event(number, size, frames), f"value-encoded:{number}", erng
+    field, regime = generate_event(erng, size, frames)
+    return encode_vil(field), regime, erng
+
+
+def _generated(jobs: list, workers: int):
+    if workers <= 1:
+        yield from map(_event_bytes, jobs)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers) as pool:
+        yield from pool.map(_event_bytes, jobs, chunksize=2)
+
+
 def write_synthetic_sevir(root: str | os.PathLike, config: SyntheticConfig = SyntheticConfig(),
-                          progress: bool = False):
+                          progress: bool = False, workers: int = 1):
     """Write a synthetic SEVIR VIL set (HDF5 files + CATALOG.csv) under ``root``.
 
     Parameters
@@ -225,6 +245,8 @@ def write_synthetic_sevir(root: str | os.PathLike, config: SyntheticConfig = Syn
         What to generate.
     progress : bool
         Show a progress bar.
+    workers : int
+        Processes generating events in parallel (the files are written by this process).
 
     Returns
     -------
@@ -263,13 +285,9 @@ def write_synthetic_sevir(root: str | os.PathLike, config: SyntheticConfig = Syn
             ids = f.create_dataset("id", (len(evs),), dtype="S24")
             vil = f.create_dataset("vil", (len(evs), config.size, config.size, config.frames), dtype="uint8",
                                    chunks=(1, config.size, config.size, config.frames))
-            for idx, (_, eid, time, storm, seed, number) in enumerate(evs):
-                erng = np.random.default_rng(seed)
-                if config.value_encoded:
-                    data, regime = value_encoded_event(number, config.size, config.frames), f"value-encoded:{number}"
-                else:
-                    field, regime = generate_event(erng, config.size, config.frames)
-                    data = encode_vil(field)
+            jobs = [(ev[4], ev[5], config.size, config.frames, config.value_encoded) for ev in evs]
+            for idx, ((_, eid, time, storm, _seed, _n), (data, regime, erng)) in enumerate(
+                    zip(evs, _generated(jobs, workers))):
                 if erng.uniform() < config.missing_fraction:
                     h0, w0 = erng.integers(0, config.size // 2, size=2)
                     hh, ww = erng.integers(config.size // 10, config.size // 3, size=2)
