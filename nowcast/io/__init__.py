@@ -1,5 +1,7 @@
-"""netCDF event files in (``event.nc``) and, later, forecast files out; CF conventions, validation."""
+"""netCDF event files in (``event.nc``) and forecast files out (``forecast.nc``); CF, validation."""
 
-from .events import EventError, event_dataset, event_from_store, read_event, write_event
+from .events import EventError, event_dataset, event_from_store, read_event, write_event, write_netcdf
+from .forecast import forecast_dataset
 
-__all__ = ["EventError", "event_dataset", "event_from_store", "read_event", "write_event"]
+__all__ = ["EventError", "event_dataset", "event_from_store", "read_event", "write_event",
+           "write_netcdf", "forecast_dataset"]

@@ -22,7 +22,8 @@ import numpy as np
 from ..data.codec import MISSING, encode_vil
 from ..data.projection import CF_GRID_MAPPING, lonlat_to_laea
 
-__all__ = ["EventError", "read_event", "write_event", "event_from_store", "event_dataset"]
+__all__ = ["EventError", "read_event", "write_event", "write_netcdf", "event_from_store",
+           "event_dataset", "coordinate_attrs"]
 
 _UNITS_KG = ("kg m-2", "kg m**-2", "kg/m2", "kg m^-2")
 
@@ -31,21 +32,27 @@ class EventError(ValueError):
     """An event file that cannot be used, with a message saying why and how to fix it."""
 
 
+def coordinate_attrs() -> dict:
+    """CF attributes of the ``x``, ``y`` and ``time`` coordinates."""
+    return {"x": {"standard_name": "projection_x_coordinate", "units": "m"},
+            "y": {"standard_name": "projection_y_coordinate", "units": "m"},
+            "time": {"standard_name": "time"}}
+
+
 def event_dataset(vil: np.ndarray, times, x: np.ndarray, y: np.ndarray, attrs: dict | None = None):
     """Assemble a CF event dataset from bytes ``(time, y, x)``, times and pixel-centre coordinates."""
     import xarray as xr
 
+    ca = coordinate_attrs()
     ds = xr.Dataset(
         {"vil": (("time", "y", "x"), np.asarray(vil, dtype=np.uint8),
                  {"long_name": "vertically integrated liquid (SEVIR byte encoding)", "units": "1",
                   "missing_byte": MISSING, "grid_mapping": "crs",
                   "comment": "kg m-2 = 0 if X<=5; (X-2)/90.66 if X<=18; exp((X-83.9)/38.9); 255 missing"}),
          "crs": ((), np.int32(0), dict(CF_GRID_MAPPING))},
-        coords={"time": ("time", np.asarray(times, dtype="datetime64[ns]"), {"standard_name": "time"}),
-                "y": ("y", np.asarray(y, dtype=np.float64),
-                      {"standard_name": "projection_y_coordinate", "units": "m"}),
-                "x": ("x", np.asarray(x, dtype=np.float64),
-                      {"standard_name": "projection_x_coordinate", "units": "m"})},
+        coords={"time": ("time", np.asarray(times, dtype="datetime64[ns]"), ca["time"]),
+                "y": ("y", np.asarray(y, dtype=np.float64), ca["y"]),
+                "x": ("x", np.asarray(x, dtype=np.float64), ca["x"])},
         attrs={"Conventions": "CF-1.8", **(attrs or {})})
     return ds
 
@@ -68,7 +75,14 @@ def event_from_store(ds, index: int):
 
 
 def write_event(ds, path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write an event dataset to netCDF-4 atomically (temporary file, then rename).
+    """Write an event dataset to netCDF-4 atomically (see :func:`write_netcdf`)."""
+    return write_netcdf(ds, path, overwrite)
+
+
+def write_netcdf(ds, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write a dataset to netCDF-4 atomically (temporary file in the same folder, then rename).
+
+    Nothing is left behind on failure, and an existing file is never replaced unless asked.
 
     Raises
     ------

@@ -1,0 +1,79 @@
+"""Forecast files (``forecast.nc``): an ensemble ``(member, lead_time, y, x)`` in VIL bytes.
+
+Besides the members the file holds the valid time of every lead time, the ensemble mean, the
+exceedance probability of each SEVIR threshold (``>=``, the fraction of members at or above it;
+missing pixels excluded) and provenance attributes (model, solver, steps, NFE, seeds, package
+version). It opens with xarray and with plain netCDF4.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..data.codec import MISSING, SEVIR_THRESHOLDS
+from ..data.projection import CF_GRID_MAPPING
+from .events import coordinate_attrs
+
+__all__ = ["forecast_dataset"]
+
+
+def forecast_dataset(members: np.ndarray, init_time, frame_minutes: int, x: np.ndarray, y: np.ndarray,
+                     thresholds=SEVIR_THRESHOLDS, provenance: dict | None = None):
+    """Assemble a CF forecast dataset.
+
+    Parameters
+    ----------
+    members : numpy.ndarray
+        ``(member, lead_time, y, x)`` uint8 VIL bytes (255 = missing).
+    init_time : datetime-like
+        Time of the last observed frame.
+    frame_minutes : int
+        Interval between lead times; lead k (1-based) is ``k·frame_minutes`` after ``init_time``.
+    x, y : numpy.ndarray
+        Pixel-centre projected coordinates (m).
+    thresholds : sequence of int
+        Byte thresholds for the exceedance probabilities.
+    provenance : dict, optional
+        Attributes (model, solver, steps, nfe, seeds, version …); lists are stored as strings.
+
+    Returns
+    -------
+    xarray.Dataset
+    """
+    import xarray as xr
+
+    from .. import __version__
+
+    m = np.asarray(members)
+    if m.ndim != 4 or m.dtype != np.uint8:
+        raise ValueError(f"members must be uint8 (member, lead_time, y, x), got {m.dtype} {m.shape}")
+    n_lead = m.shape[1]
+    lead = np.arange(1, n_lead + 1) * np.timedelta64(int(frame_minutes), "m")
+    valid = np.datetime64(np.datetime64(init_time), "ns") + lead
+    ok = m != MISSING
+    count = ok.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, np.where(ok, m, 0).sum(axis=0) / count, np.nan).astype(np.float32)
+        prob = np.stack([np.where(count > 0, ((m >= t) & ok).sum(axis=0) / count, np.nan)
+                         for t in thresholds]).astype(np.float32)
+    ca = coordinate_attrs()
+    attrs = {"Conventions": "CF-1.8", "nowcast_version": __version__,
+             "threshold_comparison": ">=", "init_time": str(np.datetime64(init_time, "s"))}
+    for k, v in (provenance or {}).items():
+        attrs[k] = v if isinstance(v, (str, int, float)) else str(v)
+    return xr.Dataset(
+        {"vil": (("member", "lead_time", "y", "x"), m,
+                 {"long_name": "forecast VIL (SEVIR byte encoding)", "units": "1",
+                  "missing_byte": MISSING, "grid_mapping": "crs"}),
+         "ensemble_mean": (("lead_time", "y", "x"), mean,
+                           {"long_name": "ensemble mean of the VIL bytes", "units": "1", "grid_mapping": "crs"}),
+         "exceedance_probability": (("threshold", "lead_time", "y", "x"), prob,
+                                    {"long_name": "fraction of members with VIL byte >= threshold",
+                                     "units": "1", "grid_mapping": "crs"}),
+         "crs": ((), np.int32(0), dict(CF_GRID_MAPPING))},
+        coords={"member": ("member", np.arange(m.shape[0], dtype=np.int32)),
+                "lead_time": ("lead_time", lead, {"standard_name": "forecast_period"}),
+                "valid_time": ("lead_time", valid, {"standard_name": "time"}),
+                "threshold": ("threshold", np.asarray(thresholds, dtype=np.int32), {"units": "1"}),
+                "y": ("y", np.asarray(y, np.float64), ca["y"]), "x": ("x", np.asarray(x, np.float64), ca["x"])},
+        attrs=attrs)
