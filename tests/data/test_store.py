@@ -76,3 +76,15 @@ def test_options_and_clear_errors(source, tmp_path):
         build_store(str(source), out, BuildConfig(limit=4))
     with pytest.raises(ValueError, match="no event"):
         build_store(str(source), str(tmp_path / "none.zarr"), BuildConfig(start="2030-01-01"))
+
+
+def test_build_on_a_dask_distributed_cluster(source, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster:
+        out = str(tmp_path / "cluster.zarr")
+        summary = build_store(str(source), out, BuildConfig(lr=True), scheduler=cluster.scheduler_address)
+    ref = str(tmp_path / "local.zarr")
+    build_store(str(source), ref, BuildConfig(lr=True))
+    assert summary.written == summary.events
+    xr.testing.assert_identical(open_store(out).drop_attrs(), open_store(ref).drop_attrs())
