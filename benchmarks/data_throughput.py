@@ -98,7 +98,7 @@ def main(argv=None) -> int:
         sizes = {"hdf5_bytes": _du(Path(src) / "data"), "zarr_bytes": _du(Path(store))}
         n_events = len(zarr_ds.events)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    meta = {"command": "python benchmarks/data_throughput.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    meta = {"command": " ".join(["python benchmarks/data_throughput.py"] + list(sys.argv[1:] if argv is None else argv)),
             "commit": commit, "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
             "events": n_events, "windows_timed": args.windows, "store_build_seconds": round(build_s, 1)}
