@@ -88,3 +88,15 @@ def test_build_on_a_dask_distributed_cluster(source, tmp_path):
     build_store(str(source), ref, BuildConfig(lr=True))
     assert summary.written == summary.events
     xr.testing.assert_identical(open_store(out).drop_attrs(), open_store(ref).drop_attrs())
+
+
+def test_store_on_an_fsspec_url(make_sevir):
+    from nowcast.data.windows import WindowDataset
+
+    src = make_sevir(n_events=4, size=24, frames=25, seed=6, missing_fraction=0, duplicate_fraction=0)
+    url = "memory://nowcast-tests/fsspec.zarr"
+    build_store(str(src), url, BuildConfig(lr=True))
+    ds = open_store(url)
+    windows = WindowDataset(url, split=None)
+    assert len(windows) == ds.sizes["event"] == 4
+    np.testing.assert_allclose(windows[2]["x"][:, 0].numpy() * 255, ds["vil"][2].values, atol=1e-4)
