@@ -72,7 +72,8 @@ class BuildSummary:
     def __str__(self) -> str:
         drops = ", ".join(f"{v} {k}" for k, v in self.dropped.items()) or "none"
         return (f"{self.events} events in the store: {self.written} written now, {self.skipped_done} "
-                f"already done; catalog rows dropped: {drops}; {self.bytes / 1e6:.1f} MB; "
+                f"already done; catalog rows dropped: {drops}; {self.bytes / 1e6:.1f} MB of VIL written "
+                f"(uncompressed); "
                 f"{self.seconds:.1f} s")
 
 
