@@ -1,0 +1,7 @@
+"""Verification: streaming categorical scores at thresholds × pooling scales × lead times (more to come).
+
+Modules
+-------
+categorical
+    Int64 contingency counts, mergeable, and CSI/POD/FAR/SUCR/BIAS/HSS/ETS/CSI-M.
+"""

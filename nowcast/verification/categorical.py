@@ -1,0 +1,183 @@
+"""Streaming contingency counts and categorical scores at thresholds × pooling scales × lead times.
+
+Counts are int64 arrays ``(threshold, scale, lead_time)`` of hits H, misses M, false alarms F and
+correct negatives R, accumulated batch by batch (never averaged per batch) and mergeable, so DDP
+ranks and dask partitions combine exactly. Events are ``value >= threshold`` by default (SEVIR's
+convention; ``'>'`` is pysteps'). Pixels that are missing in either field — flagged by ``mask``
+or equal to ``missing`` (255 for VIL bytes) or NaN — are excluded explicitly, never counted as
+correct negatives. At pooling scale s both fields are first reduced by non-overlapping s×s max
+(or average) pooling; a pooled cell with any missing pixel is missing.
+
+Scores (``compute``): CSI ``H/(H+M+F)``, POD ``H/(H+M)``, FAR ``F/(H+F)``, SUCR ``H/(H+F)``,
+BIAS ``(H+F)/(H+M)``, HSS ``2(HR−FM)/((H+M)(M+R)+(H+F)(F+R))``, ETS ``(H−Hr)/(H+M+F−Hr)`` with
+``Hr = (H+M)(H+F)/N``, and CSI-M (CSI averaged over thresholds). 0/0 gives NaN (no epsilon).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ..data.codec import MISSING, SEVIR_THRESHOLDS
+
+__all__ = ["ContingencyCounts", "init_counts", "accumulate", "merge", "compute", "SCORES"]
+
+SCORES = ("CSI", "POD", "FAR", "SUCR", "BIAS", "HSS", "ETS")
+
+
+@dataclass
+class ContingencyCounts:
+    """Int64 contingency tables ``(threshold, scale, lead_time)`` and how they are counted."""
+
+    thresholds: tuple
+    scales: tuple
+    n_lead: int
+    comparison: str = ">="
+    pooling: str = "max"
+    hits: np.ndarray = field(default=None)
+    misses: np.ndarray = field(default=None)
+    false_alarms: np.ndarray = field(default=None)
+    correct_negatives: np.ndarray = field(default=None)
+
+    def __post_init__(self):
+        shape = (len(self.thresholds), len(self.scales), self.n_lead)
+        for name in ("hits", "misses", "false_alarms", "correct_negatives"):
+            if getattr(self, name) is None:
+                setattr(self, name, np.zeros(shape, dtype=np.int64))
+
+
+def init_counts(n_lead: int, thresholds=SEVIR_THRESHOLDS, scales=(1, 4, 16), comparison: str = ">=",
+                pooling: str = "max") -> ContingencyCounts:
+    """Empty counts for ``n_lead`` lead times.
+
+    Parameters
+    ----------
+    n_lead : int
+        Number of lead times (axis 1 of the fields).
+    thresholds : sequence of float
+        Event thresholds (default: SEVIR bytes 16, 74, 133, 160, 181, 219).
+    scales : sequence of int
+        Pooling scales in pixels (1 = no pooling).
+    comparison : {'>=', '>'}
+        Event definition.
+    pooling : {'max', 'avg'}
+        Pooling of the fields before thresholding at scales > 1.
+    """
+    if comparison not in (">=", ">"):
+        raise ValueError(f"comparison must be '>=' or '>', got {comparison!r}")
+    if pooling not in ("max", "avg"):
+        raise ValueError(f"pooling must be 'max' or 'avg', got {pooling!r}")
+    if any(int(s) != s or s < 1 for s in scales):
+        raise ValueError(f"scales must be positive integers, got {scales}")
+    return ContingencyCounts(tuple(thresholds), tuple(int(s) for s in scales), int(n_lead), comparison, pooling)
+
+
+def _as_tensor(a) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(a)) if not torch.is_tensor(a) else a
+    return t.detach().to("cpu", torch.float32)
+
+
+def _pool(x: torch.Tensor, valid: torch.Tensor, s: int, how: str):
+    """Pool ``(N, H, W)`` values and validity over s×s blocks; a block with any invalid pixel is invalid."""
+    if s == 1:
+        return x, valid
+    xv = torch.where(valid, x, torch.zeros_like(x))[:, None]
+    pooled = F.max_pool2d(xv, s, s) if how == "max" else F.avg_pool2d(xv, s, s)
+    ok = -F.max_pool2d(-valid[:, None].float(), s, s) > 0.5
+    return pooled[:, 0], ok[:, 0]
+
+
+def accumulate(counts: ContingencyCounts, pred, obs, mask=None, missing=MISSING) -> ContingencyCounts:
+    """Add a batch to the counts (in place) and return them.
+
+    Parameters
+    ----------
+    counts : ContingencyCounts
+        Running counts.
+    pred, obs : array-like or torch.Tensor
+        ``(B, lead_time, H, W)`` fields in the thresholds' units (e.g. VIL bytes).
+    mask : array-like of bool, optional
+        ``True`` where a pixel is valid (broadcast against the fields).
+    missing : float, optional
+        Value marking missing pixels in either field (255 for VIL bytes; ``None`` to disable).
+        NaNs are always missing.
+    """
+    p, o = _as_tensor(pred), _as_tensor(obs)
+    if p.shape != o.shape or p.ndim != 4:
+        raise ValueError(f"pred and obs must have the same (B, lead_time, H, W) shape, got "
+                         f"{tuple(p.shape)} and {tuple(o.shape)}")
+    if p.shape[1] != counts.n_lead:
+        raise ValueError(f"fields have {p.shape[1]} lead times, the counts {counts.n_lead}")
+    valid = torch.isfinite(p) & torch.isfinite(o)
+    if missing is not None:
+        valid &= (p != missing) & (o != missing)
+    if mask is not None:
+        valid &= torch.as_tensor(np.asarray(mask) if not torch.is_tensor(mask) else mask).bool().expand_as(p)
+    b, n_lead, h, w = p.shape
+    p, o, valid = (t.transpose(0, 1).reshape(n_lead * b, h, w) for t in (p, o, valid))
+    for si, s in enumerate(counts.scales):
+        ps, okp = _pool(p, valid, s, counts.pooling)
+        os_, _ = _pool(o, valid, s, counts.pooling)
+        ok = okp.reshape(n_lead, -1)
+        ps, os_ = ps.reshape(n_lead, -1), os_.reshape(n_lead, -1)
+        for ti, thr in enumerate(counts.thresholds):
+            pe = (ps >= thr) if counts.comparison == ">=" else (ps > thr)
+            oe = (os_ >= thr) if counts.comparison == ">=" else (os_ > thr)
+            counts.hits[ti, si] += (pe & oe & ok).sum(1).numpy().astype(np.int64)
+            counts.misses[ti, si] += (~pe & oe & ok).sum(1).numpy().astype(np.int64)
+            counts.false_alarms[ti, si] += (pe & ~oe & ok).sum(1).numpy().astype(np.int64)
+            counts.correct_negatives[ti, si] += (~pe & ~oe & ok).sum(1).numpy().astype(np.int64)
+    return counts
+
+
+def merge(a: ContingencyCounts, b: ContingencyCounts) -> ContingencyCounts:
+    """Sum two sets of counts made with the same thresholds, scales, lead times and conventions."""
+    same = (a.thresholds, a.scales, a.n_lead, a.comparison, a.pooling) == \
+           (b.thresholds, b.scales, b.n_lead, b.comparison, b.pooling)
+    if not same:
+        raise ValueError("cannot merge counts with different thresholds, scales, lead times or conventions")
+    return ContingencyCounts(a.thresholds, a.scales, a.n_lead, a.comparison, a.pooling,
+                             a.hits + b.hits, a.misses + b.misses, a.false_alarms + b.false_alarms,
+                             a.correct_negatives + b.correct_negatives)
+
+
+def _div(num, den):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den != 0, num / np.where(den != 0, den, 1), np.nan)
+
+
+def compute(counts: ContingencyCounts, pooled_over_leads: bool = False) -> dict:
+    """Scores from counts: ``{name: array (threshold, scale, lead_time)}`` plus ``CSI-M``.
+
+    Parameters
+    ----------
+    counts : ContingencyCounts
+        Accumulated counts.
+    pooled_over_leads : bool
+        Sum the counts over lead times first (arrays then have a lead axis of length 1).
+
+    Returns
+    -------
+    dict
+        CSI, POD, FAR, SUCR, BIAS, HSS, ETS with shape ``(threshold, scale, lead)`` and CSI-M with
+        shape ``(scale, lead)`` (the mean over thresholds whose CSI is defined); NaN where a
+        ratio is 0/0.
+    """
+    H, M, Fa, R = (x.astype(np.float64) for x in
+                   (counts.hits, counts.misses, counts.false_alarms, counts.correct_negatives))
+    if pooled_over_leads:
+        H, M, Fa, R = (x.sum(-1, keepdims=True) for x in (H, M, Fa, R))
+    N = H + M + Fa + R
+    hr = _div((H + M) * (H + Fa), N)
+    out = {"CSI": _div(H, H + M + Fa), "POD": _div(H, H + M), "FAR": _div(Fa, H + Fa),
+           "SUCR": _div(H, H + Fa), "BIAS": _div(H + Fa, H + M),
+           "HSS": _div(2 * (H * R - Fa * M), (H + M) * (M + R) + (H + Fa) * (Fa + R)),
+           "ETS": _div(H - hr, H + M + Fa - hr)}
+    with warnings.catch_warnings():  # all-NaN slices (no event at any threshold) stay NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out["CSI-M"] = np.nanmean(out["CSI"], axis=0)
+    return out
