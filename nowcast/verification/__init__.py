@@ -4,4 +4,6 @@ Modules
 -------
 categorical
     Int64 contingency counts, mergeable, and CSI/POD/FAR/SUCR/BIAS/HSS/ETS/CSI-M.
+ensemble
+    CRPS (ensemble and fair estimators), rank histogram, Brier score.
 """
