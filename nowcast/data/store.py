@@ -163,10 +163,11 @@ def write_splits(store: str, ids, times, boundaries: tuple) -> dict:
 
 
 def _exists(store: str) -> bool:
+    """Whether something non-empty is at ``store``."""
     import fsspec
 
     fs, path = fsspec.core.url_to_fs(store)
-    return fs.exists(path)
+    return fs.exists(path) and (not fs.isdir(path) or bool(fs.ls(path)))
 
 
 def build_store(source: str, store: str, config: BuildConfig = BuildConfig(), *,
@@ -210,10 +211,14 @@ def build_store(source: str, store: str, config: BuildConfig = BuildConfig(), *,
         raise ValueError(f"no event of {source} passes the filters ({asdict(config)})")
     fp = _fingerprint(rows, config)
     reader = SevirReader(source)
-    try:
-        existing = xr.open_zarr(store, consolidated=False) if _exists(store) else None
-    except (FileNotFoundError, KeyError, ValueError, zarr.errors.GroupNotFoundError):
-        existing = None
+    existing = None
+    if _exists(store):
+        try:
+            existing = xr.open_zarr(store, consolidated=False)
+        except (FileNotFoundError, KeyError, ValueError, zarr.errors.GroupNotFoundError):
+            # never overwrite something that is not one of our stores: nothing may be lost
+            raise ValueError(f"{store} exists and is not a nowcast store (or its skeleton was cut "
+                             "short); remove it or choose another output path") from None
     if existing is not None and existing.attrs.get("fingerprint") != fp:
         raise ValueError(f"{store} exists but was built from other events or options; "
                          "remove it or choose another output path")

@@ -100,3 +100,16 @@ def test_store_on_an_fsspec_url(make_sevir):
     windows = WindowDataset(url, split=None)
     assert len(windows) == ds.sizes["event"] == 4
     np.testing.assert_allclose(windows[2]["x"][:, 0].numpy() * 255, ds["vil"][2].values, atol=1e-4)
+
+
+def test_build_never_overwrites_a_foreign_directory(source, tmp_path):
+    target = tmp_path / "precious"
+    target.mkdir()
+    (target / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="not a nowcast store"):
+        build_store(str(source), str(target))
+    assert (target / "notes.txt").read_text() == "keep me"
+    empty = tmp_path / "empty.zarr"
+    empty.mkdir()
+    build_store(str(source), str(empty), BuildConfig(limit=2))   # an empty directory is fine
+    assert open_store(str(empty)).sizes["event"] == 2
