@@ -34,6 +34,8 @@ def _environment_packages() -> set:
             n = _name(dep)
             if n not in ("python", "pip"):
                 names.add(CONDA_TO_PYPI.get(n, n))
+        else:  # the pip: sub-list (PyPI-only packages), minus the editable install of the project
+            names |= {_name(r) for r in dep["pip"] if not r.startswith("-e")}
     return names
 
 

@@ -106,6 +106,8 @@ def accumulate(counts: ContingencyCounts, pred, obs, mask=None, missing=MISSING)
         Value marking missing pixels in either field (255 for VIL bytes; ``None`` to disable).
         NaNs are always missing.
     """
+    if _is_bytes(pred) and _is_bytes(obs) and missing == MISSING and counts.pooling == "max":
+        return _accumulate_bytes(counts, pred, obs, mask)
     p, o = _as_tensor(pred), _as_tensor(obs)
     if p.shape != o.shape or p.ndim != 4:
         raise ValueError(f"pred and obs must have the same (B, lead_time, H, W) shape, got "
@@ -119,18 +121,77 @@ def accumulate(counts: ContingencyCounts, pred, obs, mask=None, missing=MISSING)
         valid &= torch.as_tensor(np.asarray(mask) if not torch.is_tensor(mask) else mask).bool().expand_as(p)
     b, n_lead, h, w = p.shape
     p, o, valid = (t.transpose(0, 1).reshape(n_lead * b, h, w) for t in (p, o, valid))
+    # One joint histogram per scale and lead of (pred class, obs class), where a field's class is
+    # the number of (sorted) thresholds it reaches; every threshold's table is a sum of its cells.
+    order = np.argsort(counts.thresholds, kind="stable")
+    bounds = torch.tensor([float(counts.thresholds[i]) for i in order], dtype=torch.float32)
+    k = len(bounds) + 1                                          # classes 0 … n_thr
+    right = counts.comparison == ">="
+    lead_offset = (torch.arange(n_lead).repeat_interleave(b) * (k * k + 1))[:, None, None]
     for si, s in enumerate(counts.scales):
-        ps, okp = _pool(p, valid, s, counts.pooling)
+        ps, ok = _pool(p, valid, s, counts.pooling)
         os_, _ = _pool(o, valid, s, counts.pooling)
-        ok = okp.reshape(n_lead, -1)
-        ps, os_ = ps.reshape(n_lead, -1), os_.reshape(n_lead, -1)
-        for ti, thr in enumerate(counts.thresholds):
-            pe = (ps >= thr) if counts.comparison == ">=" else (ps > thr)
-            oe = (os_ >= thr) if counts.comparison == ">=" else (os_ > thr)
-            counts.hits[ti, si] += (pe & oe & ok).sum(1).numpy().astype(np.int64)
-            counts.misses[ti, si] += (~pe & oe & ok).sum(1).numpy().astype(np.int64)
-            counts.false_alarms[ti, si] += (pe & ~oe & ok).sum(1).numpy().astype(np.int64)
-            counts.correct_negatives[ti, si] += (~pe & ~oe & ok).sum(1).numpy().astype(np.int64)
+        cell = torch.bucketize(ps, bounds, right=right) * k + torch.bucketize(os_, bounds, right=right)
+        cell = torch.where(ok, cell, torch.full_like(cell, k * k)) + lead_offset   # k*k: invalid bin
+        joint = torch.bincount(cell.reshape(-1), minlength=n_lead * (k * k + 1))
+        joint = joint.reshape(n_lead, k * k + 1)[:, : k * k].reshape(n_lead, k, k).numpy().astype(np.int64)
+        for rank, ti in enumerate(order):
+            pe = slice(rank + 1, None)   # classes reaching this threshold
+            pn = slice(0, rank + 1)
+            counts.hits[ti, si] += joint[:, pe, pe].sum((1, 2))
+            counts.misses[ti, si] += joint[:, pn, pe].sum((1, 2))
+            counts.false_alarms[ti, si] += joint[:, pe, pn].sum((1, 2))
+            counts.correct_negatives[ti, si] += joint[:, pn, pn].sum((1, 2))
+    return counts
+
+
+def _is_bytes(a) -> bool:
+    return (a.dtype == torch.uint8) if torch.is_tensor(a) else (np.asarray(a).dtype == np.uint8)
+
+
+def _accumulate_bytes(counts: ContingencyCounts, pred, obs, mask) -> ContingencyCounts:
+    """Fast exact path for VIL bytes (255 = missing) with max pooling.
+
+    Max pooling keeps bytes and carries a missing pixel (255, the largest byte) into its block, so
+    per scale and lead one 256×256 joint histogram of (pred byte, obs byte) holds every threshold's
+    table: drop row and column 255, and the counts for a cut-off byte ``c`` are sums of the
+    quadrants ``pred ≥ c`` / ``obs ≥ c``, read from 2-D suffix sums.
+    """
+    p = pred.detach().cpu() if torch.is_tensor(pred) else torch.from_numpy(np.ascontiguousarray(pred))
+    o = obs.detach().cpu() if torch.is_tensor(obs) else torch.from_numpy(np.ascontiguousarray(obs))
+    if p.shape != o.shape or p.ndim != 4:
+        raise ValueError(f"pred and obs must have the same (B, lead_time, H, W) shape, got "
+                         f"{tuple(p.shape)} and {tuple(o.shape)}")
+    if p.shape[1] != counts.n_lead:
+        raise ValueError(f"fields have {p.shape[1]} lead times, the counts {counts.n_lead}")
+    if mask is not None:
+        keep = torch.as_tensor(np.asarray(mask) if not torch.is_tensor(mask) else mask).bool().expand_as(p)
+        p = torch.where(keep, p, torch.full_like(p, MISSING))
+        o = torch.where(keep, o, torch.full_like(o, MISSING))
+    b, n_lead, h, w = p.shape
+    # byte cut-offs: x >= t  <=>  x >= ceil(t);  x > t  <=>  x >= floor(t) + 1
+    thr = np.asarray(counts.thresholds, dtype=np.float64)
+    cut = np.ceil(thr) if counts.comparison == ">=" else np.floor(thr) + 1
+    cut = np.clip(cut, 0, 255).astype(np.int64)          # 255: no valid byte reaches it
+    for si, s in enumerate(counts.scales):
+        ps, os_ = p, o
+        if s > 1:
+            ps = F.max_pool2d(p.reshape(b * n_lead, 1, h, w), s, s).reshape(b, n_lead, h // s, w // s)
+            os_ = F.max_pool2d(o.reshape(b * n_lead, 1, h, w), s, s).reshape(b, n_lead, h // s, w // s)
+        pn, on = ps.numpy(), os_.numpy()
+        for lead in range(n_lead):
+            idx = (pn[:, lead].astype(np.uint16) << 8) | on[:, lead]
+            joint = np.bincount(idx.ravel(), minlength=65536).reshape(256, 256)[:255, :255]
+            # suffix sums: tail[a, c] = number of valid pairs with pred >= a and obs >= c
+            tail = np.zeros((256, 256), dtype=np.int64)
+            tail[:255, :255] = joint[::-1, ::-1].cumsum(0).cumsum(1)[::-1, ::-1]
+            n = tail[0, 0]
+            hits = tail[cut, cut]
+            pred_yes, obs_yes = tail[cut, 0], tail[0, cut]
+            counts.hits[:, si, lead] += hits
+            counts.false_alarms[:, si, lead] += pred_yes - hits
+            counts.misses[:, si, lead] += obs_yes - hits
+            counts.correct_negatives[:, si, lead] += n - pred_yes - obs_yes + hits
     return counts
 
 

