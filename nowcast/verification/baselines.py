@@ -18,6 +18,9 @@ so an ensemble score of them is labelled as the deterministic score it is (CRPS 
 
 from __future__ import annotations
 
+import contextlib
+import io
+import warnings
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -84,8 +87,9 @@ class PystepsExtrapolation:
     @staticmethod
     def _pysteps():
         try:
-            import pysteps.motion
-            import pysteps.nowcasts
+            with contextlib.redirect_stdout(io.StringIO()):  # pysteps prints its config path on import
+                import pysteps.motion
+                import pysteps.nowcasts
         except ImportError as err:
             raise ImportError("the pysteps baseline needs pysteps: pip install 'nowcast[baselines]'") from err
         return pysteps
@@ -95,7 +99,10 @@ class PystepsExtrapolation:
         pysteps = self._pysteps()
         vil = decode_vil(frames_bytes[-self.n_motion_frames:]).astype(np.float64)
         db = 10.0 * np.log10(np.maximum(vil, self.db_floor))    # NaN (missing) stays NaN
-        return pysteps.motion.get_method("lucaskanade")(db, verbose=False)
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            # pysteps' outlier filter divides by zero when a frame has few feature points
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return pysteps.motion.get_method("lucaskanade")(db, verbose=False)
 
     def predict(self, context, n_lead: int, n_members: int = 1, seed: int = 0) -> np.ndarray:
         """Extrapolate each context's last frame ``n_lead`` steps; one member."""

@@ -109,11 +109,7 @@ def accumulate(counts: ContingencyCounts, pred, obs, mask=None, missing=MISSING)
     if _is_bytes(pred) and _is_bytes(obs) and missing == MISSING and counts.pooling == "max":
         return _accumulate_bytes(counts, pred, obs, mask)
     p, o = _as_tensor(pred), _as_tensor(obs)
-    if p.shape != o.shape or p.ndim != 4:
-        raise ValueError(f"pred and obs must have the same (B, lead_time, H, W) shape, got "
-                         f"{tuple(p.shape)} and {tuple(o.shape)}")
-    if p.shape[1] != counts.n_lead:
-        raise ValueError(f"fields have {p.shape[1]} lead times, the counts {counts.n_lead}")
+    _check_shapes(counts, p.shape, o.shape)
     valid = torch.isfinite(p) & torch.isfinite(o)
     if missing is not None:
         valid &= (p != missing) & (o != missing)
@@ -145,6 +141,17 @@ def accumulate(counts: ContingencyCounts, pred, obs, mask=None, missing=MISSING)
     return counts
 
 
+def _check_shapes(counts: ContingencyCounts, p_shape, o_shape) -> None:
+    if p_shape != o_shape or len(p_shape) != 4:
+        raise ValueError(f"pred and obs must have the same (B, lead_time, H, W) shape, got "
+                         f"{tuple(p_shape)} and {tuple(o_shape)}")
+    if p_shape[1] != counts.n_lead:
+        raise ValueError(f"fields have {p_shape[1]} lead times, the counts {counts.n_lead}")
+    if min(p_shape[2:]) < max(counts.scales):
+        raise ValueError(f"fields of {p_shape[2]}×{p_shape[3]} pixels are smaller than the pooling scale "
+                         f"{max(counts.scales)}")
+
+
 def _is_bytes(a) -> bool:
     return (a.dtype == torch.uint8) if torch.is_tensor(a) else (np.asarray(a).dtype == np.uint8)
 
@@ -159,11 +166,7 @@ def _accumulate_bytes(counts: ContingencyCounts, pred, obs, mask) -> Contingency
     """
     p = pred.detach().cpu() if torch.is_tensor(pred) else torch.from_numpy(np.ascontiguousarray(pred))
     o = obs.detach().cpu() if torch.is_tensor(obs) else torch.from_numpy(np.ascontiguousarray(obs))
-    if p.shape != o.shape or p.ndim != 4:
-        raise ValueError(f"pred and obs must have the same (B, lead_time, H, W) shape, got "
-                         f"{tuple(p.shape)} and {tuple(o.shape)}")
-    if p.shape[1] != counts.n_lead:
-        raise ValueError(f"fields have {p.shape[1]} lead times, the counts {counts.n_lead}")
+    _check_shapes(counts, p.shape, o.shape)
     if mask is not None:
         keep = torch.as_tensor(np.asarray(mask) if not torch.is_tensor(mask) else mask).bool().expand_as(p)
         p = torch.where(keep, p, torch.full_like(p, MISSING))

@@ -106,6 +106,9 @@ class EvaluationAccumulator:
                              f"same B, lead_time, H, W; got {p.shape} and {y.shape}")
         if y.shape[1] != self.n_lead:
             raise ValueError(f"target has {y.shape[1]} lead times, the accumulator {self.n_lead}")
+        if min(y.shape[2:]) < max(self.scales):
+            raise ValueError(f"fields of {y.shape[2]}×{y.shape[3]} pixels are smaller than the pooling scale "
+                             f"{max(self.scales)}")
         b, m = p.shape[:2]
         if self.n_members is None:
             self.n_members = m
@@ -141,19 +144,19 @@ class EvaluationAccumulator:
 
     def _continuous(self, p, y, valid):
         m = p.shape[1]
-        x = p.astype(np.float32) / 255.0
-        o = y.astype(np.float32) / 255.0
+        x = p.astype(np.float64) / 255.0
+        o = y.astype(np.float64) / 255.0
         w = valid.astype(np.float64)
         lead_sum = lambda a: (np.where(valid, a, 0.0)).sum(axis=(0, 2, 3))  # noqa: E731
         mean = x.mean(axis=1)
         self.sums["n_valid"] += w.sum(axis=(0, 2, 3))
         self.sums["abs_err"] += lead_sum(np.abs(mean - o))
-        self.sums["sq_err"] += lead_sum((mean.astype(np.float64) - o) ** 2)
+        self.sums["sq_err"] += lead_sum((mean - o) ** 2)
         xv, ov = np.where(valid[:, None], x, 0.0), np.where(valid, o, 0.0)
         self.sums["crps"] += lead_sum(crps_ensemble(xv, ov, axis=1))
         if m > 1:
             self.sums["crps_fair"] += lead_sum(crps_ensemble(xv, ov, fair=True, axis=1))
-            self.sums["variance"] += lead_sum(x.astype(np.float64).var(axis=1, ddof=1))
+            self.sums["variance"] += lead_sum(x.var(axis=1, ddof=1))
         for lead in range(self.n_lead):
             ok = valid[:, lead]
             members = x[:, :, lead].transpose(1, 0, 2, 3)[:, ok]          # (M, valid points)

@@ -22,6 +22,7 @@ Inception features
 from __future__ import annotations
 
 import os
+import warnings
 
 import torch
 from torch import nn
@@ -67,7 +68,9 @@ class InceptionFeatures(nn.Module):
         super().__init__()
         path = hub.resolve("inception", weights, verify=weights is None)
         self.path = str(path)
-        self.net = torch.jit.load(self.path, map_location="cpu").eval()
+        with warnings.catch_warnings():  # torch deprecates TorchScript loading; the file is TorchScript
+            warnings.simplefilter("ignore", FutureWarning)
+            self.net = torch.jit.load(self.path, map_location="cpu").eval()
         for prm in self.net.parameters():
             prm.requires_grad_(False)
 
@@ -92,7 +95,8 @@ def lpips_status(weights: str | os.PathLike | None = None) -> str | None:
     try:
         hub.resolve("alexnet", weights)
     except (hub.WeightsNotFoundError, hub.ChecksumError) as err:
-        return str(err).splitlines()[0]
+        lines = str(err).splitlines()
+        return lines[0] if len(lines) == 1 else f"{lines[0].removesuffix(' Looked at:')} {lines[-1]}"
     return None
 
 
@@ -120,7 +124,9 @@ class LPIPS(nn.Module):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0 if random_backbone_seed is None else random_backbone_seed)
             # pnet_rand=True: torchvision builds the trunk without downloading anything
-            self.model = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
+            with warnings.catch_warnings():  # lpips calls torchvision's deprecated `pretrained=`
+                warnings.simplefilter("ignore", UserWarning)
+                self.model = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
         if random_backbone_seed is None:
             self._load_trunk(path)
             self.calibrated, self.source = True, str(path)
