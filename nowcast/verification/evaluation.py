@@ -138,9 +138,12 @@ class EvaluationAccumulator:
             obs, ok = y, valid
         contingency.accumulate(self.counts, fields, obs, mask=ok)
         if self.fss is not None:
-            # missing pixels are non-events for the FSS; mark every invalid pixel missing in both
+            # invalid pixels (missing in the target or any member) are non-events in both fields
+            if self.categorical == "members":
+                fields, obs = p, y
             miss = np.asarray(MISSING, dtype=fields.dtype)
-            self.fss.update(np.where(ok, fields, miss), np.where(ok, obs, np.asarray(MISSING, dtype=obs.dtype)))
+            keep = valid[:, None] if fields.ndim == 5 else valid
+            self.fss.update(np.where(keep, fields, miss), np.where(valid, obs, np.asarray(MISSING, dtype=obs.dtype)))
 
     def _continuous(self, p, y, valid):
         m = p.shape[1]

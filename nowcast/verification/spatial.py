@@ -4,6 +4,11 @@ Following pysteps' convention: events are ``value >= threshold``; non-finite and
 count as non-events; neighbourhood fractions are means over a ``scale × scale`` window with zero
 padding at the borders (centred, as ``scipy.ndimage.uniform_filter(mode="constant")``).
 ``FSS = 1 − Σ(S_f − S_o)² / (Σ S_f² + Σ S_o²)``.
+
+The sums are kept on window *counts* ``s²·S`` (the ``s⁴`` cancels in the ratio): counts are small
+integers computed exactly from a summed-area table, their products are exact in float32 and the
+sums are accumulated in float64, so the score is exact and its cost does not grow with the scale.
+An ensemble is scored member by member against one observation without repeating the observation.
 """
 
 from __future__ import annotations
@@ -14,24 +19,35 @@ from torch.nn import functional as F
 
 from ..data.codec import MISSING
 
-__all__ = ["fractions", "FSSAccumulator"]
+__all__ = ["window_counts", "fractions", "FSSAccumulator"]
+
+
+def window_counts(binary: torch.Tensor, scale: int) -> torch.Tensor:
+    """Events in each ``scale × scale`` window of ``(N, H, W)`` 0/1 fields (zero padded), as float32.
+
+    Windows are centred as scipy's ``uniform_filter`` centres them (for even sizes the extra cell is
+    on the low side). Exact: separable running sums in 16-bit (32-bit for large fields) integers.
+    """
+    n, h, w = binary.shape
+    if scale == 1:
+        return binary.to(torch.float32)
+    dtype = torch.int16 if (max(h, w) + scale) * scale < 2 ** 15 else torch.int32
+    lo, hi = scale // 2, (scale - 1) // 2
+    x = F.pad(binary.to(dtype), (lo + 1, hi, lo + 1, hi))     # +1: a leading zero for the running sums
+    x = x.cumsum(2, dtype=dtype)
+    x = x[:, :, scale:] - x[:, :, :w]
+    x = x.cumsum(1, dtype=dtype)
+    return (x[:, scale:] - x[:, :h]).to(torch.float32)
 
 
 def fractions(binary: torch.Tensor, scale: int) -> torch.Tensor:
-    """Neighbourhood fractions of ``(N, H, W)`` 0/1 fields over ``scale × scale`` windows (zero padded).
+    """Neighbourhood fractions of ``(N, H, W)`` 0/1 fields over ``scale × scale`` windows (float64)."""
+    return window_counts(binary, scale).to(torch.float64) / (scale * scale)
 
-    The window is centred as scipy's ``uniform_filter`` centres it (for even sizes the extra cell is
-    on the low side). Window sums come exactly from an integer summed-area table, so the cost does
-    not grow with the scale.
-    """
-    x = binary.to(torch.int32)
-    lo, hi = scale // 2, (scale - 1) // 2
-    x = F.pad(x, (lo + 1, hi, lo + 1, hi))            # +1: a zero row/column for the table
-    table = x.cumsum(1).cumsum(2)
-    h, w = binary.shape[-2:]
-    window = (table[:, scale:scale + h, scale:scale + w] - table[:, :h, scale:scale + w]
-              - table[:, scale:scale + h, :w] + table[:, :h, :w])
-    return window.to(torch.float64) / (scale * scale)
+
+def _bad(x: torch.Tensor, missing) -> torch.Tensor:
+    bad = ~torch.isfinite(x) if x.is_floating_point() else torch.zeros(x.shape, dtype=torch.bool)
+    return bad | (x == missing) if missing is not None else bad
 
 
 class FSSAccumulator:
@@ -57,31 +73,46 @@ class FSSAccumulator:
         self.sum_ff, self.sum_fo, self.sum_oo = (np.zeros(shape) for _ in range(3))
 
     def update(self, pred, obs) -> "FSSAccumulator":
-        """Add fields of shape ``(..., H, W)`` (``(..., n_lead, H, W)`` with lead times)."""
+        """Add fields.
+
+        Parameters
+        ----------
+        pred : array-like or torch.Tensor
+            ``(..., H, W)`` forecasts (``(..., n_lead, H, W)`` with lead times). With one more
+            leading dimension than ``obs`` — ``(B, M, ...)`` against ``(B, ...)`` — each of the M
+            members is scored against the same observation.
+        obs : array-like or torch.Tensor
+            Observations.
+        """
         p = torch.as_tensor(np.asarray(pred)) if not torch.is_tensor(pred) else pred.detach().cpu()
         o = torch.as_tensor(np.asarray(obs)) if not torch.is_tensor(obs) else obs.detach().cpu()
-        if p.shape != o.shape:
+        members = 1
+        if p.ndim == o.ndim + 1 and p.shape[:1] + p.shape[2:] == o.shape:
+            members = p.shape[1]
+        elif p.shape != o.shape:
             raise ValueError(f"pred and obs shapes differ: {tuple(p.shape)} vs {tuple(o.shape)}")
         n_lead = self.n_lead or 1
-        if self.n_lead is not None and (p.ndim < 3 or p.shape[-3] != n_lead):
-            raise ValueError(f"fields must be (..., {n_lead}, H, W), got {tuple(p.shape)}")
-        p, o = p.reshape(-1, n_lead, *p.shape[-2:]), o.reshape(-1, n_lead, *o.shape[-2:])
-        bad_p = ~torch.isfinite(p.float()) if p.is_floating_point() else torch.zeros(p.shape, dtype=torch.bool)
-        bad_o = ~torch.isfinite(o.float()) if o.is_floating_point() else torch.zeros(o.shape, dtype=torch.bool)
-        if self.missing is not None:
-            bad_p, bad_o = bad_p | (p == self.missing), bad_o | (o == self.missing)
+        if self.n_lead is not None and (o.ndim < 3 or o.shape[-3] != n_lead):
+            raise ValueError(f"fields must be (..., {n_lead}, H, W), got {tuple(o.shape)}")
+        hw = o.shape[-2:]
+        p = p.reshape(-1, members, n_lead, *hw)      # (groups, members, lead, H, W)
+        o = o.reshape(-1, 1, n_lead, *hw)
+        bad_p, bad_o = _bad(p, self.missing), _bad(o, self.missing)
         for ti, thr in enumerate(self.thresholds):
-            bp = ((p >= thr) & ~bad_p).transpose(0, 1).reshape(-1, *p.shape[-2:])
-            bo = ((o >= thr) & ~bad_o).transpose(0, 1).reshape(-1, *o.shape[-2:])
+            bp = ((p >= thr) & ~bad_p).reshape(-1, *hw)
+            bo = ((o >= thr) & ~bad_o).reshape(-1, *hw)
             for si, s in enumerate(self.scales):
-                sf = fractions(bp, s).reshape(n_lead, -1)
-                so = fractions(bo, s).reshape(n_lead, -1)
-                ff, fo, oo = ((a * b).sum(1).numpy() for a, b in ((sf, sf), (sf, so), (so, so)))
+                cp = window_counts(bp, s).reshape(p.shape[0], members, n_lead, -1)
+                co = window_counts(bo, s).reshape(o.shape[0], 1, n_lead, -1)
+                ff = (cp * cp).sum(-1, dtype=torch.float64).sum((0, 1)).numpy()
+                fo = (cp * co).sum(-1, dtype=torch.float64).sum((0, 1)).numpy()
+                oo = members * (co * co).sum(-1, dtype=torch.float64).sum((0, 1)).numpy()
+                scale = float(s) ** 4   # back to fractions, so the sums are those of pysteps' fss
                 if self.n_lead is None:
                     ff, fo, oo = ff[0], fo[0], oo[0]
-                self.sum_ff[ti, si] += ff
-                self.sum_fo[ti, si] += fo
-                self.sum_oo[ti, si] += oo
+                self.sum_ff[ti, si] += ff / scale
+                self.sum_fo[ti, si] += fo / scale
+                self.sum_oo[ti, si] += oo / scale
         return self
 
     def merge(self, other: "FSSAccumulator") -> "FSSAccumulator":
