@@ -12,11 +12,8 @@ order through a torch DataLoader with 0 and 2 workers. Writes
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,13 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common import ROOT, header, provenance
 from nowcast.data.sevir import SevirReader, downsample_lr, filter_catalog, read_catalog
 from nowcast.data.store import BuildConfig, build_store
 from nowcast.data.synthetic import SyntheticConfig, write_synthetic_sevir
 from nowcast.data.windows import WindowDataset, get_task
-
-ROOT = Path(__file__).resolve().parents[1]
-
 
 class DirectHDF5Windows(torch.utils.data.Dataset):
     """The Earthformer/PreDiff access pattern: read the full event, then cut the window."""
@@ -97,17 +92,13 @@ def main(argv=None) -> int:
             results[f"hdf5_workers{workers}"] = windows_per_second(h5_ds, args.windows, workers)
         sizes = {"hdf5_bytes": _du(Path(src) / "data"), "zarr_bytes": _du(Path(store))}
         n_events = len(zarr_ds.events)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    meta = {"command": " ".join(["python benchmarks/data_throughput.py"] + list(sys.argv[1:] if argv is None else argv)),
-            "commit": commit, "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
-            "events": n_events, "windows_timed": args.windows, "store_build_seconds": round(build_s, 1)}
+    meta = provenance(" ".join(["python benchmarks/data_throughput.py"] + list(sys.argv[1:] if argv is None else argv)))
+    meta.update({"events": n_events, "windows_timed": args.windows, "store_build_seconds": round(build_s, 1)})
     out = {**meta, "windows_per_second": {k: round(v, 1) for k, v in results.items()}, **sizes}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "data_throughput.json").write_text(json.dumps(out, indent=1) + "\n")
-    md = ["# Data throughput: random SEVIR-LR windows per second", "",
-          f"- command: `{meta['command']}`", f"- commit: `{commit}`", f"- machine: {meta['machine']}",
-          f"- date: {meta['date']}", f"- {n_events} synthetic events (384×384×49), {args.windows} random "
+    md = header("Data throughput: random SEVIR-LR windows per second", meta) + [
+          f"- {n_events} synthetic events (384×384×49), {args.windows} random "
           f"windows per cell, batch 1; store build {build_s:.1f} s", "",
           "| reader | 0 workers | 2 workers |", "|---|---|---|",
           f"| zarr store (SEVIR-LR chunk per event) | {results['zarr_workers0']:.1f} | {results['zarr_workers2']:.1f} |",

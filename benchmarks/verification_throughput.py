@@ -45,21 +45,23 @@ def fields(n_frames: int, size: int = 384, seed: int = 0):
     return pred[None], obs[None]
 
 
+def _block_max(a: np.ndarray, s: int) -> np.ndarray:
+    """Non-overlapping s×s block maximum (a block with a missing pixel is flagged by ``bad``)."""
+    h, w = a.shape
+    return a if s == 1 else a.reshape(h // s, s, w // s, s).max(axis=(1, 3))
+
+
 def pysteps_loop(pred, obs):
     """Counts (threshold, scale, lead) with a loop over det_cat_fct_accum."""
     from pysteps.verification import detcatscores as dc
 
-    _, n_lead, h, w = obs.shape
+    n_lead = obs.shape[1]
     tabs = [[[dc.det_cat_fct_init(t - 1) for _ in range(n_lead)] for _ in SCALES] for t in SEVIR_THRESHOLDS]
     for lead in range(n_lead):
         p, o = pred[0, lead].astype(np.float64), obs[0, lead].astype(np.float64)
         bad = (p == MISSING) | (o == MISSING)
         for si, s in enumerate(SCALES):
-            if s == 1:
-                ps, os_, ok = p, o, ~bad
-            else:
-                block = lambda a: a.reshape(h // s, s, w // s, s).max(axis=(1, 3))  # noqa: E731
-                ps, os_, ok = block(p), block(o), ~block(bad)
+            ps, os_, ok = _block_max(p, s), _block_max(o, s), ~_block_max(bad, s)
             for ti in range(len(SEVIR_THRESHOLDS)):
                 dc.det_cat_fct_accum(tabs[ti][si][lead], ps[ok], os_[ok])
     get = lambda key: np.array([[[t[key] for t in row] for row in thr] for thr in tabs], dtype=np.int64)  # noqa: E731

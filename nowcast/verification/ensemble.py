@@ -64,7 +64,6 @@ def rank_histogram(members, obs, axis: int = 0, rng: np.random.Generator | None 
     """
     x = np.moveaxis(np.asarray(members, dtype=np.float64), axis, 0)
     y = np.broadcast_to(np.asarray(obs, dtype=np.float64), x.shape[1:])
-    m = x.shape[0]
     ok = np.isfinite(y) & np.isfinite(x).all(axis=0)
     return rank_counts(x[:, ok], y[ok], rng)
 

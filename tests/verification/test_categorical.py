@@ -109,3 +109,10 @@ def test_bad_arguments():
         accumulate(init_counts(1), np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 4, 5)))
     with pytest.raises(ValueError, match="lead times"):
         accumulate(init_counts(2), np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 4, 4)))
+
+
+def test_float_path_counts_stay_exact_past_2_to_the_24():
+    n = 4097                                    # n² = 16 785 409: odd and above 2^24, not a float32
+    field = np.full((1, 1, n, n), 200.0, np.float32)
+    c = accumulate(init_counts(1, thresholds=(16,), scales=(1,)), field, field)
+    assert int(c.hits.sum()) == n * n and int(np.float32(n * n)) != n * n
