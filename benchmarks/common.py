@@ -28,3 +28,13 @@ def header(title: str, meta: dict) -> list:
     return [f"# {title}", "", f"- command: `{meta['command']}`",
             f"- commit: `{meta['commit']}`" + (" (with uncommitted changes)" if meta["dirty"] else ""),
             f"- machine: {meta['machine']}", f"- date: {meta['date']}"]
+
+
+def write_results(out_dir: Path, name: str, payload: dict, md_lines: list) -> None:
+    """Write ``<name>.json`` and ``<name>.md`` under ``out_dir`` and print the markdown."""
+    import json
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=1) + "\n")
+    (out_dir / f"{name}.md").write_text("\n".join(md_lines))
+    print("\n".join(md_lines))

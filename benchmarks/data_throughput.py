@@ -12,7 +12,6 @@ order through a torch DataLoader with 0 and 2 workers. Writes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import ROOT, header, provenance
+from common import ROOT, header, provenance, write_results
 from nowcast.data.sevir import SevirReader, downsample_lr, filter_catalog, read_catalog
 from nowcast.data.store import BuildConfig, build_store
 from nowcast.data.synthetic import SyntheticConfig, write_synthetic_sevir
@@ -95,8 +94,6 @@ def main(argv=None) -> int:
     meta = provenance(" ".join(["python benchmarks/data_throughput.py"] + list(sys.argv[1:] if argv is None else argv)))
     meta.update({"events": n_events, "windows_timed": args.windows, "store_build_seconds": round(build_s, 1)})
     out = {**meta, "windows_per_second": {k: round(v, 1) for k, v in results.items()}, **sizes}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "data_throughput.json").write_text(json.dumps(out, indent=1) + "\n")
     md = header("Data throughput: random SEVIR-LR windows per second", meta) + [
           f"- {n_events} synthetic events (384×384×49), {args.windows} random "
           f"windows per cell, batch 1; store build {build_s:.1f} s", "",
@@ -108,8 +105,7 @@ def main(argv=None) -> int:
           f"{results['zarr_workers2'] / results['hdf5_workers2']:.1f}× |", "",
           f"Bytes on disk: HDF5 {sizes['hdf5_bytes'] / 1e6:.1f} MB (full resolution, uncompressed), "
           f"zarr {sizes['zarr_bytes'] / 1e6:.1f} MB (SEVIR-LR, compressed).", ""]
-    (args.out / "data_throughput.md").write_text("\n".join(md))
-    print("\n".join(md))
+    write_results(args.out, "data_throughput", out, md)
     return 0
 
 

@@ -14,7 +14,6 @@ whole one-pass ``EvaluationAccumulator`` (counts, FSS, CRPS, Brier, rank histogr
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import ROOT, header, provenance
+from common import ROOT, header, provenance, write_results
 from nowcast.data.codec import MISSING, SEVIR_THRESHOLDS
 from nowcast.verification.categorical import accumulate, init_counts
 from nowcast.verification.evaluation import EvaluationAccumulator
@@ -100,7 +99,7 @@ def main(argv=None) -> int:
     for k, v in ref.items():
         assert np.array_equal(getattr(c, k), v) and np.array_equal(getattr(cf, k), v), f"{k} differ"
 
-    n_lead = 12
+    n_lead = min(12, n)
     members = np.stack([np.clip(obs[0, :n_lead].astype(int) + d, 0, 254).astype(np.uint8)
                         for d in np.random.default_rng(1).integers(-20, 20, size=(args.members, 1, 1, 1))])
     ens_pred, ens_obs = members[None], obs[:, :n_lead]
@@ -115,8 +114,6 @@ def main(argv=None) -> int:
            "evaluation_accumulator": {"members": args.members, "lead_times": n_lead,
                                       "forecast_frames_per_second": args.members * n_lead / t_full},
            "frames": n, "size": 384, "thresholds": list(SEVIR_THRESHOLDS), "scales": list(SCALES)}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "verification_throughput.json").write_text(json.dumps({**meta, **res}, indent=1) + "\n")
     fps = res["frames_per_second"]
     md = header("Verification throughput: contingency counts at 384²", meta) + [
         f"- {n} frames of 384², 6 thresholds × 3 pooling scales (1, 4, 16, max), per lead time; counts "
@@ -130,8 +127,7 @@ def main(argv=None) -> int:
         f"Whole `EvaluationAccumulator` (counts, FSS, CRPS, Brier, spread, rank histograms), "
         f"{args.members} members × {n_lead} leads: "
         f"{res['evaluation_accumulator']['forecast_frames_per_second']:.1f} forecast frames / s.", ""]
-    (args.out / "verification_throughput.md").write_text("\n".join(md))
-    print("\n".join(md))
+    write_results(args.out, "verification_throughput", {**meta, **res}, md)
     return 0
 
 
