@@ -1,0 +1,212 @@
+"""The latent diffusion nowcaster: PreDiff's diffusion set-up around a VAE and a space-time UNet.
+
+* DDPM with ``T = 1000`` and β linear in √β from 1e-4 to 2e-2; ε-prediction; targets are VAE
+  posterior samples of the future frames, the condition the posterior mode of the context frames
+  (raw latents, scale factor 1).
+* Loss: ``mean_batch[ mean((ε̂ − ε)²) / exp(γ_t) + γ_t ]`` with γ a learned per-timestep
+  log-variance (initialised to 0).
+* Sampling goes through the solver core: the ε-network is adapted to a σ-space
+  :class:`~nowcast.solvers.denoisers.VPDenoiser` whose condition is the context latents, and any
+  solver of the core integrates it (DDIM = Euler on the DDIM grid by default); 1000-step ancestral
+  DDPM is the reference. Each ensemble member has its own seed, so a member's forecast does not
+  depend on the batch it was drawn in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..solvers.ancestral import sample_ddpm
+from ..solvers.denoisers import VPDenoiser, make_betas
+from ..solvers.registry import get_solver
+from ..solvers.rollout import rollout
+from ..solvers.schedules import vp_sigmas
+from .unet import SpaceTimeUNet
+from .vae import FrameVAE
+
+__all__ = ["DiffusionConfig", "LatentDiffusion", "member_noise"]
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """Diffusion settings (defaults: PreDiff's)."""
+
+    timesteps: int = 1000
+    beta_schedule: str = "sqrt_linear"
+    beta_start: float = 1e-4
+    beta_end: float = 2e-2
+    learn_logvar: bool = True
+
+    def to_dict(self) -> dict:
+        """Plain-Python form."""
+        return asdict(self)
+
+
+def member_noise(shape: tuple, seeds, dtype=torch.float32, device="cpu") -> torch.Tensor:
+    """Standard normal noise ``(len(seeds), *shape)``, row ``i`` drawn from a generator seeded ``seeds[i]``."""
+    rows = []
+    for s in seeds:
+        g = torch.Generator(device="cpu").manual_seed(int(s))
+        rows.append(torch.randn(shape, generator=g, dtype=torch.float64))
+    return torch.stack(rows).to(device=device, dtype=dtype)
+
+
+class _EpsModel(nn.Module):
+    """``model(x, t, cond)`` calling convention of the solver core, cond = context latents."""
+
+    def __init__(self, unet: SpaceTimeUNet):
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, x, t, cond):  # noqa: D102
+        return self.unet(x, t, cond)
+
+
+class LatentDiffusion(nn.Module):
+    """VAE + ε-UNet + DDPM schedule.
+
+    Parameters
+    ----------
+    vae : FrameVAE
+        Frozen frame autoencoder.
+    unet : SpaceTimeUNet
+        The denoiser.
+    cfg : DiffusionConfig
+        Schedule and loss settings.
+    """
+
+    def __init__(self, vae: FrameVAE, unet: SpaceTimeUNet, cfg: DiffusionConfig = DiffusionConfig()):
+        super().__init__()
+        self.cfg, self.vae, self.unet = cfg, vae, unet
+        for p in self.vae.parameters():
+            p.requires_grad_(False)
+        betas = make_betas(cfg.beta_schedule, cfg.timesteps, cfg.beta_start, cfg.beta_end)
+        self.register_buffer("alphas_cumprod", torch.cumprod(1 - betas, 0), persistent=False)
+        self.logvar = nn.Parameter(torch.zeros(cfg.timesteps), requires_grad=cfg.learn_logvar)
+        self.eps_model = _EpsModel(unet)
+
+    def train(self, mode: bool = True):  # the VAE stays frozen and in eval mode
+        super().train(mode)
+        self.vae.eval()
+        return self
+
+    # -- latents ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_context(self, context: torch.Tensor) -> torch.Tensor:
+        """``(B, Tc, H, W)`` frames in [0, 1] → posterior-mode latents ``(B, Tc, L, h, w)``."""
+        dtype = next(self.vae.parameters()).dtype
+        return self.vae.encode_sequence(context[:, :, None].to(dtype), sample=False)
+
+    @torch.no_grad()
+    def encode_target(self, target: torch.Tensor, generator=None) -> torch.Tensor:
+        """``(B, Tt, H, W)`` frames → posterior samples ``(B, Tt, L, h, w)`` (the diffusion targets)."""
+        dtype = next(self.vae.parameters()).dtype
+        return self.vae.encode_sequence(target[:, :, None].to(dtype), sample=True, generator=generator)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents ``(B, T, L, h, w)`` → frames ``(B, T, H, W)`` (linear VAE output, ~[0, 1])."""
+        return self.vae.decode_sequence(z)[:, :, 0]
+
+    # -- training --------------------------------------------------------------------------------
+    def loss(self, context: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None,
+             t: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+        """Diffusion loss on a batch of frames in [0, 1].
+
+        Parameters
+        ----------
+        context, target : torch.Tensor
+            ``(B, Tc, H, W)`` and ``(B, Tt, H, W)``.
+        generator : torch.Generator, optional
+            Source of the timesteps, the noise and the posterior samples.
+        t : torch.Tensor, optional
+            ``(B,)`` integer timesteps (drawn uniformly when not given).
+
+        Returns
+        -------
+        loss : torch.Tensor
+        parts : dict
+            Detached ``simple`` (mean squared ε error) and ``logvar`` (mean γ_t).
+        """
+        dev = next(self.unet.parameters()).device
+        z_c = self.encode_context(context)
+        z_0 = self.encode_target(target, generator)
+        b = z_0.shape[0]
+        if t is None:
+            t = torch.randint(0, self.cfg.timesteps, (b,), generator=generator).to(dev)
+        eps = torch.randn(z_0.shape, generator=generator).to(dev)
+        ac = self.alphas_cumprod[t].view(b, 1, 1, 1, 1).to(z_0.dtype)
+        z_t = ac.sqrt() * z_0 + (1 - ac).sqrt() * eps
+        err = (self.unet(z_t, t.float(), z_c) - eps).pow(2).mean(dim=(1, 2, 3, 4))
+        gamma = self.logvar[t]
+        loss = (err / gamma.exp() + gamma).mean()
+        return loss, {"simple": err.mean().detach(), "logvar": gamma.mean().detach()}
+
+    # -- sampling --------------------------------------------------------------------------------
+    def denoiser(self, eps_model: Callable | None = None) -> VPDenoiser:
+        """The ε-network as a σ-space denoiser ``D(x, σ, cond=z_c)`` for the solver core."""
+        return VPDenoiser(eps_model or self.eps_model, self.alphas_cumprod, prediction="epsilon")
+
+    def latent_shape(self) -> tuple:
+        """``(Tt, L, h, w)`` of one forecast's latents."""
+        c = self.unet.cfg
+        return (c.target_frames, c.latent_channels, c.height, c.width)
+
+    @torch.no_grad()
+    def sample_latents(self, z_c: torch.Tensor, seeds, solver: str | object = "ddim", steps: int = 50,
+                       spacing: str = "leading", progress: bool = False, **rollout_kwargs) -> torch.Tensor:
+        """Target latents for each context × seed.
+
+        Parameters
+        ----------
+        z_c : torch.Tensor
+            ``(B, Tc, L, h, w)`` context latents.
+        seeds : sequence of int
+            One seed per member; member ``m`` of every context starts from the noise of ``seeds[m]``.
+        solver : str or Solver
+            ``'ddpm'`` for ancestral sampling, or any solver name/instance of the core (``'ddim'``
+            is Euler on the DDIM grid).
+        steps : int
+            Number of steps (model evaluations for single-evaluation solvers).
+        spacing : str
+            DDIM/DDPM timestep spacing.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B, M, Tt, L, h, w)``.
+        """
+        b, m = z_c.shape[0], len(seeds)
+        dev, dtype = z_c.device, z_c.dtype    # the ODE state follows the latents (float32 unless float64)
+        noise = member_noise(self.latent_shape(), seeds, dtype, dev)               # (M, ...)
+        x_T = noise[None].expand(b, *noise.shape).reshape(b * m, *noise.shape[1:])
+        cond = z_c.repeat_interleave(m, dim=0)
+        den = self.denoiser()
+        if solver == "ddpm":
+            gens = [torch.Generator().manual_seed(int(s) + 1_000_003) for s in seeds]
+
+            def noise_fn(shape):
+                draws = torch.stack([torch.randn(shape[1:], generator=g, dtype=torch.float64) for g in gens])
+                return draws[None].expand(b, *draws.shape).reshape(shape).to(dev)
+
+            z = sample_ddpm(den, x_T, steps=steps, spacing=spacing, cond=cond, noise_fn=noise_fn,
+                            progress=progress)
+        else:
+            solv = get_solver(solver) if isinstance(solver, str) else solver
+            sigmas = vp_sigmas(self.alphas_cumprod, steps, spacing).to(dev)
+            # VP prior z_T ~ N(0, I) is x_T = z_T·√(1 + σ_T²) in σ-space (as diffusers starts DDIM)
+            x0 = x_T * (1 + sigmas[0].to(torch.float64) ** 2).sqrt().to(dtype)
+            z = rollout(den, x0, sigmas, solv, cond=cond, **rollout_kwargs).x
+        return z.reshape(b, m, *z.shape[1:])
+
+    @torch.no_grad()
+    def forecast(self, context: torch.Tensor, seeds=(0,), solver="ddim", steps: int = 50, **kwargs) -> torch.Tensor:
+        """Ensemble forecast ``(B, M, Tt, H, W)`` in [0, 1] (clamped) from context frames in [0, 1]."""
+        z_c = self.encode_context(context)
+        z = self.sample_latents(z_c, seeds, solver, steps, **kwargs)
+        b, m = z.shape[:2]
+        x = self.decode(z.reshape(b * m, *z.shape[2:]).float())
+        return x.reshape(b, m, *x.shape[1:]).clamp(0, 1)
