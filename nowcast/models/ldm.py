@@ -25,6 +25,7 @@ from ..solvers.denoisers import VPDenoiser, make_betas
 from ..solvers.registry import get_solver
 from ..solvers.rollout import rollout
 from ..solvers.schedules import vp_sigmas
+from .alignment import AlignedEps
 from .unet import SpaceTimeUNet
 from .vae import FrameVAE
 
@@ -157,7 +158,8 @@ class LatentDiffusion(nn.Module):
 
     @torch.no_grad()
     def sample_latents(self, z_c: torch.Tensor, seeds, solver: str | object = "ddim", steps: int = 50,
-                       spacing: str = "leading", progress: bool = False, **rollout_kwargs) -> torch.Tensor:
+                       spacing: str = "leading", progress: bool = False, alignment: dict | None = None,
+                       **rollout_kwargs) -> torch.Tensor:
         """Target latents for each context × seed.
 
         Parameters
@@ -173,6 +175,9 @@ class LatentDiffusion(nn.Module):
             Number of steps (model evaluations for single-evaluation solvers).
         spacing : str
             DDIM/DDPM timestep spacing.
+        alignment : dict, optional
+            Knowledge-alignment guidance: ``{"net": AlignmentNet, "a_star": (B,) anticipated mean
+            intensity in [0, 1] per context, "scale": λ}`` (see :mod:`.alignment`). Off by default.
 
         Returns
         -------
@@ -184,7 +189,12 @@ class LatentDiffusion(nn.Module):
         noise = member_noise(self.latent_shape(), seeds, dtype, dev)               # (M, ...)
         x_T = noise[None].expand(b, *noise.shape).reshape(b * m, *noise.shape[1:])
         cond = z_c.repeat_interleave(m, dim=0)
-        den = self.denoiser()
+        eps_model = self.eps_model
+        if alignment is not None:
+            a_star = torch.as_tensor(alignment["a_star"], dtype=torch.float64).reshape(-1).expand(b)
+            eps_model = AlignedEps(self.eps_model, alignment["net"], self.alphas_cumprod,
+                                   a_star.repeat_interleave(m), alignment.get("scale", 50.0))
+        den = self.denoiser(eps_model)
         if solver == "ddpm":
             gens = [torch.Generator().manual_seed(int(s) + 1_000_003) for s in seeds]
 
