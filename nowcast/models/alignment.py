@@ -15,19 +15,25 @@ Off by default.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .unet import AxialAttentionBlock, PatchMerging, TimeEmbedResBlock, timestep_embedding
+from ..config import DictConfig
+from .unet import (
+    AxialAttentionBlock,
+    PatchMerging,
+    TimeEmbedResBlock,
+    timestep_embedding,
+)
 
 __all__ = ["AlignmentConfig", "AlignmentNet", "frame_intensity", "alignment_loss", "AlignedEps"]
 
 
 @dataclass(frozen=True)
-class AlignmentConfig:
+class AlignmentConfig(DictConfig):
     """Alignment network (defaults: PreDiff's ``NoisyCuboidTransformerEncoder``)."""
 
     latent_channels: int = 64
@@ -39,12 +45,6 @@ class AlignmentConfig:
     heads: int = 4
     dropout: float = 0.0
     norm_groups: int = 32
-
-    def to_dict(self) -> dict:
-        """Plain-Python form."""
-        d = asdict(self)
-        d["depth"] = list(self.depth)
-        return d
 
 
 def frame_intensity(frames: torch.Tensor) -> torch.Tensor:

@@ -14,12 +14,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import nn
 
+from ..config import DictConfig
 from ..solvers.ancestral import sample_ddpm
 from ..solvers.denoisers import VPDenoiser, make_betas
 from ..solvers.registry import get_solver
@@ -33,7 +34,7 @@ __all__ = ["DiffusionConfig", "LatentDiffusion", "member_noise"]
 
 
 @dataclass(frozen=True)
-class DiffusionConfig:
+class DiffusionConfig(DictConfig):
     """Diffusion settings (defaults: PreDiff's)."""
 
     timesteps: int = 1000
@@ -41,10 +42,6 @@ class DiffusionConfig:
     beta_start: float = 1e-4
     beta_end: float = 2e-2
     learn_logvar: bool = True
-
-    def to_dict(self) -> dict:
-        """Plain-Python form."""
-        return asdict(self)
 
 
 def member_noise(shape: tuple, seeds, dtype=torch.float32, device="cpu") -> torch.Tensor:

@@ -19,18 +19,20 @@ Tensors are ``(B, C, T, H, W)`` between blocks (channels first, as Conv3d wants)
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from ..config import DictConfig
 
 __all__ = ["UNetConfig", "SpaceTimeUNet", "timestep_embedding", "AxialAttentionBlock", "TimeEmbedResBlock",
            "PatchMerging", "Upsample"]
 
 
 @dataclass(frozen=True)
-class UNetConfig:
+class UNetConfig(DictConfig):
     """Architecture (defaults: PreDiff's SEVIR-LR Earthformer-UNet)."""
 
     latent_channels: int = 64
@@ -45,20 +47,6 @@ class UNetConfig:
     ffn_mult: int = 4
     dropout: float = 0.1
     norm_groups: int = 32
-
-    def to_dict(self) -> dict:
-        """Plain-Python form."""
-        d = asdict(self)
-        d["depth"] = list(self.depth)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "UNetConfig":
-        """Inverse of :meth:`to_dict`."""
-        d = dict(d)
-        if "depth" in d:
-            d["depth"] = tuple(d["depth"])
-        return cls(**d)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:

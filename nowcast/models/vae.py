@@ -16,18 +16,20 @@ last convolution, and a hinge-loss PatchGAN discriminator.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from ..config import DictConfig
 
 __all__ = ["VAEConfig", "DiagonalGaussian", "FrameVAE", "PatchDiscriminator", "vae_loss",
            "discriminator_loss"]
 
 
 @dataclass(frozen=True)
-class VAEConfig:
+class VAEConfig(DictConfig):
     """Architecture and loss settings (defaults: PreDiff's SEVIR-LR VAE)."""
 
     in_channels: int = 1
@@ -45,20 +47,6 @@ class VAEConfig:
     def downsample_factor(self) -> int:
         """Spatial downsampling of the encoder."""
         return 2 ** (len(self.block_out_channels) - 1)
-
-    def to_dict(self) -> dict:
-        """Plain-Python form (for checkpoints and YAML)."""
-        d = asdict(self)
-        d["block_out_channels"] = list(self.block_out_channels)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "VAEConfig":
-        """Inverse of :meth:`to_dict` (unknown keys are an error)."""
-        d = dict(d)
-        if "block_out_channels" in d:
-            d["block_out_channels"] = tuple(d["block_out_channels"])
-        return cls(**d)
 
 
 def _norm(channels: int, groups: int) -> nn.GroupNorm:

@@ -71,3 +71,14 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tiny_vae_cfg):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_configs_round_trip_through_plain_dicts(tiny_vae_cfg, tiny_unet_cfg):
+    from nowcast.models.unet import UNetConfig
+
+    d = tiny_vae_cfg.to_dict()
+    assert d["block_out_channels"] == [8, 16, 16, 16]
+    assert VAEConfig.from_dict(d) == tiny_vae_cfg
+    assert UNetConfig.from_dict(tiny_unet_cfg.to_dict()) == tiny_unet_cfg
+    with pytest.raises(ValueError, match="unknown VAEConfig keys"):
+        VAEConfig.from_dict({"channels": 3})
