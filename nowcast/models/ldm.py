@@ -129,9 +129,14 @@ class LatentDiffusion(nn.Module):
         parts : dict
             Detached ``simple`` (mean squared ε error) and ``logvar`` (mean γ_t).
         """
-        dev = next(self.unet.parameters()).device
         z_c = self.encode_context(context)
         z_0 = self.encode_target(target, generator)
+        return self.loss_latents(z_c, z_0, generator, t)
+
+    def loss_latents(self, z_c: torch.Tensor, z_0: torch.Tensor, generator: torch.Generator | None = None,
+                     t: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+        """:meth:`loss` on latents already encoded: context ``(B, Tc, L, h, w)``, target ``(B, Tt, L, h, w)``."""
+        dev = next(self.unet.parameters()).device
         b = z_0.shape[0]
         if t is None:
             t = torch.randint(0, self.cfg.timesteps, (b,), generator=generator).to(dev)

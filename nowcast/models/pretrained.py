@@ -1,0 +1,161 @@
+"""Exported models: save a trained VAE or latent diffusion model to one file, load it by name or path.
+
+The file is a checkpoint of :mod:`nowcast.checkpoints` (tensors + JSON configuration, read without
+executing code)::
+
+    {"format": "nowcast-model", "version": 1, "kind": "vae" | "ldm",
+     "config": JSON {"task", "vae", "unet", "diffusion", "alignment"},
+     "vae": state dict, "unet": state dict, "logvar": tensor, "alignment": state dict (optional),
+     "meta": JSON (training provenance)}
+
+Names: ``default`` is the tiny SEVIR-LR model shipped inside the package (see
+``DEFAULT_MODEL.md``). A path may be such a file or a training run directory holding ``model.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..checkpoints import load_checkpoint, save_checkpoint
+from .alignment import AlignmentConfig, AlignmentNet
+from .ldm import DiffusionConfig, LatentDiffusion
+from .unet import SpaceTimeUNet, UNetConfig
+from .vae import FrameVAE, VAEConfig
+
+__all__ = ["PRETRAINED", "LoadedModel", "resolve_model", "save_vae", "save_model", "load_vae", "load_model"]
+
+#: Models shipped with the package: name → file under ``nowcast/models/weights``.
+PRETRAINED = {"default": "default.pt"}
+FORMAT, VERSION = "nowcast-model", 1
+
+
+@dataclass
+class LoadedModel:
+    """A loaded latent diffusion nowcaster.
+
+    Attributes
+    ----------
+    ldm : LatentDiffusion
+        The model (EMA weights, eval mode).
+    task : str
+        Task preset it was trained for (``sevirlr`` or ``sevir``).
+    align : AlignmentNet or None
+        The knowledge-alignment network, when one was trained.
+    meta : dict
+        Training provenance.
+    path : pathlib.Path
+        The file it came from.
+    """
+
+    ldm: LatentDiffusion
+    task: str
+    align: AlignmentNet | None = None
+    meta: dict = field(default_factory=dict)
+    path: Path | None = None
+
+
+def resolve_model(name_or_path: str | os.PathLike) -> Path:
+    """The file of a model name (``default``), a model file or a run directory with ``model.pt``.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming what was looked for and the known names.
+    """
+    key = str(name_or_path)
+    if key in PRETRAINED:
+        from importlib.resources import files
+
+        path = Path(str(files("nowcast.models") / "weights" / PRETRAINED[key]))
+        if not path.is_file():
+            raise FileNotFoundError(f"the shipped model {key!r} is missing from the installation ({path})")
+        return path
+    path = Path(key)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"no model at {name_or_path!r}: give a name ({sorted(PRETRAINED)}), a model "
+                                "file, or a training run directory holding model.pt")
+    return path
+
+
+def _header(kind: str, config: dict, meta: dict | None) -> dict:
+    return {"format": FORMAT, "version": VERSION, "kind": kind, "config": json.dumps(config),
+            "meta": json.dumps(meta or {})}
+
+
+def save_vae(path: str | os.PathLike, vae: FrameVAE, meta: dict | None = None) -> Path:
+    """Export a frame VAE (``kind = 'vae'``)."""
+    payload = _header("vae", {"vae": vae.cfg.to_dict()}, meta)
+    payload["vae"] = {k: v.detach().cpu() for k, v in vae.state_dict().items()}
+    return save_checkpoint(payload, path)
+
+
+def save_model(path: str | os.PathLike, ldm: LatentDiffusion, task: str, align: AlignmentNet | None = None,
+               meta: dict | None = None) -> Path:
+    """Export a latent diffusion nowcaster (``kind = 'ldm'``), with its alignment network if given."""
+    config = {"task": task, "vae": ldm.vae.cfg.to_dict(), "unet": ldm.unet.cfg.to_dict(),
+              "diffusion": ldm.cfg.to_dict(), "alignment": align.cfg.to_dict() if align is not None else None}
+    payload = _header("ldm", config, meta)
+    payload["vae"] = {k: v.detach().cpu() for k, v in ldm.vae.state_dict().items()}
+    payload["unet"] = {k: v.detach().cpu() for k, v in ldm.unet.state_dict().items()}
+    payload["logvar"] = ldm.logvar.detach().cpu()
+    if align is not None:
+        payload["alignment"] = {k: v.detach().cpu() for k, v in align.state_dict().items()}
+    return save_checkpoint(payload, path)
+
+
+def _read(path: Path, kind: str | None) -> tuple[dict, dict]:
+    ck = load_checkpoint(path)
+    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an exported nowcast model (format {FORMAT!r})")
+    if ck.get("version", 0) > VERSION:
+        raise ValueError(f"{path} has model format version {ck['version']}; this nowcast reads ≤ {VERSION}")
+    if kind is not None and ck["kind"] != kind and not (kind == "vae" and ck["kind"] == "ldm"):
+        raise ValueError(f"{path} holds a {ck['kind']!r} model, not a {kind!r} model")
+    return ck, json.loads(ck["config"])
+
+
+def load_vae(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> FrameVAE:
+    """The frame VAE of an exported VAE or nowcaster (eval mode)."""
+    ck, config = _read(resolve_model(name_or_path), "vae")
+    vae = FrameVAE(VAEConfig.from_dict(config["vae"]))
+    vae.load_state_dict(ck["vae"])
+    return vae.to(device).eval()
+
+
+def load_model(name_or_path: str | os.PathLike = "default", device: str | torch.device = "cpu") -> LoadedModel:
+    """Load an exported nowcaster by name (``default``) or path (file or run directory).
+
+    Returns
+    -------
+    LoadedModel
+        The model in eval mode on ``device``.
+
+    Raises
+    ------
+    FileNotFoundError
+        For an unknown name or a missing file.
+    ValueError
+        For a file that is not an exported nowcaster.
+    """
+    path = resolve_model(name_or_path)
+    ck, config = _read(path, "ldm")
+    vae = FrameVAE(VAEConfig.from_dict(config["vae"]))
+    vae.load_state_dict(ck["vae"])
+    ldm = LatentDiffusion(vae, SpaceTimeUNet(UNetConfig.from_dict(config["unet"])),
+                          DiffusionConfig.from_dict(config["diffusion"]))
+    ldm.unet.load_state_dict(ck["unet"])
+    with torch.no_grad():
+        ldm.logvar.copy_(ck["logvar"])
+    align = None
+    if config.get("alignment") is not None and "alignment" in ck:
+        align = AlignmentNet(AlignmentConfig.from_dict(config["alignment"]))
+        align.load_state_dict(ck["alignment"])
+        align = align.to(device).eval()
+    return LoadedModel(ldm.to(device).eval(), config["task"], align, json.loads(ck["meta"]), path)

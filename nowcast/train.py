@@ -1,0 +1,123 @@
+"""``python -m nowcast.train``: train the frame VAE, the latent diffusion nowcaster or its alignment network.
+
+Stages run in order, each starting from the previous one's run directory (``--init``)::
+
+    python -m nowcast.train --stage vae   --config configs/sevirlr_tiny.yaml
+    python -m nowcast.train --stage ldm   --config configs/sevirlr_tiny.yaml --init runs/00000-sevirlr_tiny-vae
+    python -m nowcast.train --stage align --config configs/sevirlr_tiny.yaml --init runs/00001-sevirlr_tiny-ldm
+
+Without ``--data`` the cached synthetic SEVIR-LR store is used (built on first use, with a message).
+Each run writes ``runs/NNNNN-<name>/`` (config.json, log.txt, metrics.json, checkpoints/,
+model.pt); running the same command again resumes the newest run of that name and configuration
+from its last checkpoint, continuing exactly where it stopped. Under ``torchrun --nproc_per_node N``
+the batch is spread over N processes (gloo on CPU, NCCL on GPU). Bad options or files: one message,
+exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m nowcast.train", description=__doc__.split("\n")[0],
+                                epilog="Flags override the YAML file, which overrides the defaults of "
+                                       "nowcast.training.config.TrainConfig.",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stage", choices=("vae", "ldm", "align"), default=None,
+                   help="what to train (default: the config's stage, else ldm)")
+    p.add_argument("--config", default=None, help="YAML file, e.g. configs/sevirlr_tiny.yaml")
+    p.add_argument("--data", default=None, help="zarr store (default: the cached synthetic SEVIR-LR store)")
+    p.add_argument("--init", default=None, help="ldm: the VAE (model file or vae run dir); "
+                                                "align: the nowcaster (model file or ldm run dir)")
+    p.add_argument("--name", default=None, help="run name (default: <config stem>-<stage>)")
+    p.add_argument("--runs-dir", default=None, help="where run directories go (default: runs)")
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps (max_steps)")
+    p.add_argument("--batch-size", type=int, default=None, help="samples per process and micro-batch")
+    p.add_argument("--grad-accum", type=int, default=None, help="micro-batches per optimiser step")
+    p.add_argument("--lr", type=float, default=None, help="learning rate")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="where to train")
+    p.add_argument("--seed", type=int, default=None, help="seed of data order, noise and initialisation")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any config key, e.g. --set val_every=200 --set unet.base_units=64 (repeatable)")
+    p.add_argument("--new-run", action="store_true", help="start a new run even if a resumable one exists")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved configuration and exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def _resolve(args):
+    from .training.config import load_config, parse_override
+
+    overrides = [parse_override(s) for s in args.set]
+    for flag, key in (("data", "data"), ("init", "init"), ("name", "name"), ("runs_dir", "runs_dir"),
+                      ("steps", "max_steps"), ("batch_size", "batch_size"), ("grad_accum", "grad_accum"),
+                      ("lr", "lr"), ("device", "device"), ("seed", "seed")):
+        if getattr(args, flag) is not None:
+            overrides.append((key, getattr(args, flag)))
+    return load_config(args.config, args.stage, overrides)
+
+
+def run(cfg, progress: bool = True, new_run: bool = False, on_step=None) -> str:
+    """Train per ``cfg`` (a :class:`~nowcast.training.config.TrainConfig`); returns the run directory."""
+    import torch
+
+    from .data.cache import synthetic_store
+    from .training.engine import Dist, train
+    from .training.runs import RunDir, find_resumable, git_commit, machine, new_run_dir
+    from .training.stages import build_stage
+
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available")
+    dev_type = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
+    dist = Dist.from_env(dev_type)
+    device = torch.device(dev_type, dist.local_rank) if dev_type == "cuda" else torch.device("cpu")
+    store = cfg.data
+    if store is None:
+        store = synthetic_store(cfg.synthetic_events, progress=progress and dist.main) if dist.main else None
+        store = dist.broadcast(store)
+        if not dist.main:
+            store = synthetic_store(cfg.synthetic_events, progress=False)
+    config = cfg.to_dict()
+    run_dir = None
+    if dist.main:
+        found = None if new_run else find_resumable(cfg.runs_dir, cfg.name, config)
+        run_dir = found or new_run_dir(cfg.runs_dir, cfg.name)
+        rd = RunDir(run_dir)
+        rd.write_config(config)
+        rd.log(f"{'resuming' if found else 'starting'} {cfg.stage} run on {store} ({dist.world} process(es), "
+               f"{device})")
+        print(f"run directory: {run_dir}", file=sys.stderr, flush=True)
+    run_dir = dist.broadcast(str(run_dir) if run_dir else None)
+    stage = build_stage(cfg, store, device, progress=progress and dist.main)
+    meta = {"command": " ".join(["python -m nowcast.train", *sys.argv[1:]]), "config": config, "data": store,
+            "commit": git_commit(), "machine": machine(), "world_size": dist.world}
+    train(cfg, stage, RunDir(run_dir) if dist.main else None, dist, device, progress=progress, meta=meta,
+          on_step=on_step)
+    return run_dir
+
+
+def main(argv: list | None = None) -> int:
+    """Entry point; returns the exit status (2 for bad input)."""
+    args = _parser().parse_args(argv)
+    try:
+        cfg = _resolve(args)
+        if args.dry_run:
+            print(cfg.to_json())
+            return 0
+        run(replace(cfg), progress=not args.no_progress, new_run=args.new_run)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume from the last checkpoint", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

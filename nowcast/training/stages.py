@@ -1,0 +1,265 @@
+"""The three training stages of the nowcaster: ``vae``, ``ldm`` (the denoiser) and ``align``.
+
+Each builder returns a :class:`~.engine.Stage`. Frames are VIL bytes / 255; missing pixels (byte
+255) are set to 0 in the inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..data.codec import MISSING
+from ..data.windows import WindowDataset, get_task
+from ..models.alignment import AlignmentConfig, AlignmentNet, alignment_loss
+from ..models.ema import EMA
+from ..models.ldm import DiffusionConfig, LatentDiffusion
+from ..models.pretrained import load_model, load_vae, save_model, save_vae
+from ..models.unet import SpaceTimeUNet, UNetConfig
+from ..models.vae import FrameVAE, PatchDiscriminator, VAEConfig, discriminator_loss, vae_loss
+from .config import TrainConfig
+from .engine import Stage, step_seed
+
+__all__ = ["build_stage", "model_configs", "frame_size"]
+
+
+def frame_size(store: str) -> tuple:
+    """``(H, W)`` of a store's frames."""
+    from ..data.store import open_store
+
+    ds = open_store(store)
+    return int(ds.sizes["y"]), int(ds.sizes["x"])
+
+
+def model_configs(cfg: TrainConfig, frame_hw: tuple) -> tuple:
+    """``(VAEConfig, UNetConfig, DiffusionConfig, AlignmentConfig)`` for the task and frame size."""
+    task = get_task(cfg.task)
+    vae = VAEConfig.from_dict(cfg.vae)
+    f = vae.downsample_factor
+    if frame_hw[0] % f or frame_hw[1] % f:
+        raise ValueError(f"frames of {frame_hw} are not divisible by the VAE's downsampling {f}")
+    h, w = frame_hw[0] // f, frame_hw[1] // f
+    unet = UNetConfig.from_dict({"latent_channels": vae.latent_channels, "context_frames": task.in_len,
+                                 "target_frames": task.out_len, "height": h, "width": w, **cfg.unet})
+    align = AlignmentConfig.from_dict({"latent_channels": vae.latent_channels, "target_frames": task.out_len,
+                                       "height": h, "width": w, **cfg.alignment})
+    return vae, unet, DiffusionConfig.from_dict(cfg.diffusion), align
+
+
+def _frames(item: dict) -> torch.Tensor:
+    """``(T, H, W)`` float frames with missing pixels set to 0."""
+    return torch.where(item["missing"], 0.0, item["x"])[:, 0]
+
+
+def _optimizer(cfg: TrainConfig, betas=None):
+    return lambda params: torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(betas or cfg.betas),
+                                            weight_decay=cfg.weight_decay)
+
+
+def _val_windows(store: str, cfg: TrainConfig) -> list:
+    ds = WindowDataset(store, cfg.task, "val")
+    n = min(cfg.val_windows, len(ds))
+    idx = np.linspace(0, len(ds) - 1, n).round().astype(int) if n else []
+    return [ds[int(i)] for i in idx]
+
+
+def _bytes(x: torch.Tensor) -> np.ndarray:
+    return (x.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def _scores(acc) -> dict:
+    from ..verification.evaluation import summarize
+
+    res = acc.result()
+    sm = summarize(res)
+    out = {f"CSI_M_pool{int(s)}" if s > 1 else "CSI_M": float(sm.CSI_M.sel(scale=s)) for s in sm.scale.values}
+    out["HSS"] = float(np.nanmean(sm.HSS.sel(scale=1).values))
+    out["CRPS"] = float(sm.CRPS)
+    out["CRPS_last_lead"] = float(res.CRPS.isel(lead_time=-1))
+    return out
+
+
+# -- vae -------------------------------------------------------------------------------------------
+def _vae_stage(cfg: TrainConfig, store: str, device: torch.device) -> Stage:
+    vcfg = model_configs(cfg, frame_size(store))[0]
+    torch.manual_seed(cfg.seed)
+    vae = FrameVAE(vcfg).to(device)
+    modules, params = {"vae": vae}, {"vae": list(vae.parameters())}
+    disc = None
+    if vcfg.disc_start >= 0:
+        disc = PatchDiscriminator(vcfg.in_channels, vcfg.disc_channels, vcfg.disc_layers).to(device)
+        modules["disc"], params["disc"] = disc, list(disc.parameters())
+    data = WindowDataset(store, cfg.task, "train", augment=cfg.augment, seed=cfg.seed)
+    n_frames = data.task.seq_len
+
+    def sample(step, micro, rank):
+        rng = np.random.default_rng(step_seed(cfg.seed, step, micro, rank, 1))
+        windows = rng.integers(len(data), size=cfg.batch_size)
+        frames = rng.integers(n_frames, size=cfg.batch_size)
+        return torch.stack([_frames(data[int(w)])[int(f)] for w, f in zip(windows, frames)])[:, None]
+
+    def compute(x, step, generator):
+        loss, parts = vae_loss(vae, x, step, disc, generator)
+        losses = {"vae": loss}
+        logs = {"loss": loss.detach(), "rec": parts["rec"], "kl": parts["kl"]}
+        if disc is not None and step >= vcfg.disc_start:
+            losses["disc"] = d = discriminator_loss(disc, x, parts["x_rec"])
+            logs.update(g=parts["g"], d_weight=parts["d_weight"], disc=d.detach())
+        return losses, logs
+
+    val = _val_windows(store, cfg)
+
+    @torch.no_grad()
+    def validate(step):
+        from ..verification.evaluation import EvaluationAccumulator
+
+        vae.eval()
+        acc = EvaluationAccumulator(n_lead=n_frames, fss=False, lpips=None)   # frames as 'leads'
+        for item in val:
+            x = _frames(item)[:, None].to(device)
+            rec = vae(x, sample=False)[0]
+            acc.update(_bytes(rec)[None, None, :, 0], _bytes(x)[None, :, 0])
+        vae.train()
+        s = _scores(acc)
+        return {"rec_MAE": s["CRPS"], "CSI_M": s["CSI_M"], "CSI_M_pool4": s["CSI_M_pool4"],
+                "CSI_M_pool16": s["CSI_M_pool16"]}
+
+    return Stage(modules=modules, params=params, sample=sample, compute=compute, validate=validate,
+                 export=lambda path, meta: save_vae(path, vae, meta), optimizer=_optimizer(cfg, (0.5, 0.9)))
+
+
+# -- ldm -------------------------------------------------------------------------------------------
+def _latent_cache(ldm: LatentDiffusion, data: WindowDataset, device, progress: bool) -> tuple:
+    """Posterior mean and std ``(E, T, L, h, w)`` of every frame of the split's events."""
+    import zarr
+    from tqdm.auto import tqdm
+
+    vil = zarr.open_group(data.store, mode="r")["vil"]
+    means, stds = [], []
+    for e in tqdm(data.events, desc="encoding train frames (latent cache)", unit="event", disable=not progress):
+        raw = np.asarray(vil[int(e)])
+        x = torch.from_numpy(np.where(raw == MISSING, 0, raw).astype(np.float32) / 255.0)[:, None].to(device)
+        with torch.no_grad():
+            post = ldm.vae.encode(x)
+        means.append(post.mean.cpu())
+        stds.append(post.std.cpu())
+    return torch.stack(means), torch.stack(stds)
+
+
+def _ldm_stage(cfg: TrainConfig, store: str, device: torch.device, progress: bool) -> Stage:
+    if cfg.init is None:
+        raise ValueError("the ldm stage starts from a trained VAE: pass --init with an exported VAE "
+                         "(model.pt) or the run directory of a `--stage vae` run")
+    vae = load_vae(cfg.init, device)
+    _, ucfg, dcfg, _ = model_configs(cfg, frame_size(store))
+    if vae.cfg.to_dict() != VAEConfig.from_dict(cfg.vae).to_dict():
+        raise ValueError(f"the VAE in {cfg.init} does not match the config's vae section")
+    torch.manual_seed(cfg.seed)
+    ldm = LatentDiffusion(vae, SpaceTimeUNet(ucfg), dcfg).to(device).train()
+    ema = EMA(ldm, cfg.ema_decay).to(device)
+    trained = [p for p in ldm.parameters() if p.requires_grad]
+    task = get_task(cfg.task)
+    data = WindowDataset(store, cfg.task, "train", augment=cfg.augment and not cfg.latent_cache, seed=cfg.seed)
+    if cfg.latent_cache:
+        mean, std = _latent_cache(ldm, data, device, progress)
+        stride = cfg.train_stride or task.stride
+        starts = np.arange(0, mean.shape[1] - task.seq_len + 1, stride)
+
+        def sample(step, micro, rank):
+            rng = np.random.default_rng(step_seed(cfg.seed, step, micro, rank, 2))
+            ev = rng.integers(mean.shape[0], size=cfg.batch_size)
+            st = starts[rng.integers(len(starts), size=cfg.batch_size)]
+            sl = [slice(int(s), int(s) + task.seq_len) for s in st]
+            m = torch.stack([mean[int(e), s] for e, s in zip(ev, sl)])
+            sd = torch.stack([std[int(e), s] for e, s in zip(ev, sl)])
+            return {"z_c": m[:, :task.in_len], "mu": m[:, task.in_len:], "std": sd[:, task.in_len:]}
+
+        def compute(b, step, generator):
+            z_0 = b["mu"] + b["std"] * torch.randn(b["mu"].shape, generator=generator).to(b["mu"].device)
+            loss, parts = ldm.loss_latents(b["z_c"], z_0, generator)
+            return {"ldm": loss}, {"loss": loss.detach(), **parts}
+    else:
+        def sample(step, micro, rank):
+            rng = np.random.default_rng(step_seed(cfg.seed, step, micro, rank, 2))
+            return torch.stack([_frames(data[int(i)]) for i in rng.integers(len(data), size=cfg.batch_size)])
+
+        def compute(x, step, generator):
+            loss, parts = ldm.loss(x[:, :task.in_len], x[:, task.in_len:], generator)
+            return {"ldm": loss}, {"loss": loss.detach(), **parts}
+
+    val = _val_windows(store, cfg)
+
+    @torch.no_grad()
+    def validate(step):
+        from ..verification.evaluation import EvaluationAccumulator
+
+        acc = EvaluationAccumulator(n_lead=task.out_len, fss=False, lpips=None,
+                                    lead_times=[task.frame_minutes * (i + 1) for i in range(task.out_len)])
+        with ema.swapped(ldm):
+            ldm.eval()
+            for item in val:
+                x = _frames(item)[None].to(device)
+                pred = ldm.forecast(x[:, :task.in_len], seeds=range(cfg.val_members), solver="ddim",
+                                    steps=cfg.val_steps)
+                acc.update(_bytes(pred), _bytes(x[:, task.in_len:]))
+            ldm.train()
+        return _scores(acc)
+
+    def export(path, meta):
+        with ema.swapped(ldm):
+            save_model(path, ldm, cfg.task, meta=meta)
+
+    return Stage(modules={"ldm": ldm, "ema": ema}, params={"ldm": trained}, sample=sample, compute=compute,
+                 validate=validate, export=export, after_step=lambda: ema.update(ldm), optimizer=_optimizer(cfg))
+
+
+# -- align -----------------------------------------------------------------------------------------
+def _align_stage(cfg: TrainConfig, store: str, device: torch.device) -> Stage:
+    if cfg.init is None:
+        raise ValueError("the align stage needs the trained nowcaster: pass --init with a model file or "
+                         "the run directory of a `--stage ldm` run")
+    loaded = load_model(cfg.init, device)
+    ldm = loaded.ldm
+    acfg = model_configs(cfg, frame_size(store))[3]
+    torch.manual_seed(cfg.seed)
+    align = AlignmentNet(acfg).to(device).train()
+    ema = EMA(align, cfg.ema_decay).to(device)
+    task = get_task(cfg.task)
+    data = WindowDataset(store, cfg.task, "train", augment=cfg.augment, seed=cfg.seed)
+
+    def sample(step, micro, rank):
+        rng = np.random.default_rng(step_seed(cfg.seed, step, micro, rank, 3))
+        return torch.stack([_frames(data[int(i)])[task.in_len:]
+                            for i in rng.integers(len(data), size=cfg.batch_size)])
+
+    def compute(target, step, generator):
+        loss = alignment_loss(align, ldm, target, generator)
+        return {"align": loss}, {"loss": loss.detach()}
+
+    val = _val_windows(store, cfg)
+
+    @torch.no_grad()
+    def validate(step):
+        g = torch.Generator().manual_seed(cfg.seed)
+        with ema.swapped(align):
+            align.eval()
+            losses = [float(alignment_loss(align, ldm, _frames(it)[None, task.in_len:].to(device), g)) for it in val]
+            align.train()
+        return {"align_MSE": float(np.mean(losses)) if losses else float("nan")}
+
+    def export(path, meta):
+        with ema.swapped(align):
+            save_model(path, ldm, cfg.task, align=align, meta={**loaded.meta, "alignment": meta})
+
+    return Stage(modules={"align": align, "ema": ema}, params={"align": list(align.parameters())}, sample=sample,
+                 compute=compute, validate=validate, export=export, after_step=lambda: ema.update(align),
+                 optimizer=_optimizer(cfg))
+
+
+def build_stage(cfg: TrainConfig, store: str, device: torch.device, progress: bool = True) -> Stage:
+    """The :class:`Stage` for ``cfg.stage`` on a store."""
+    if cfg.stage == "vae":
+        return _vae_stage(cfg, store, device)
+    if cfg.stage == "ldm":
+        return _ldm_stage(cfg, store, device, progress)
+    return _align_stage(cfg, store, device)
