@@ -82,6 +82,7 @@ def run(cfg, progress: bool = True, new_run: bool = False, on_step=None) -> str:
         store = dist.broadcast(store)
         if not dist.main:
             store = synthetic_store(cfg.synthetic_events, progress=False)
+    stage = build_stage(cfg, store, device, progress=progress and dist.main)   # bad input fails before any file
     config = cfg.to_dict()
     run_dir = None
     if dist.main:
@@ -93,7 +94,6 @@ def run(cfg, progress: bool = True, new_run: bool = False, on_step=None) -> str:
                f"{device})")
         print(f"run directory: {run_dir}", file=sys.stderr, flush=True)
     run_dir = dist.broadcast(str(run_dir) if run_dir else None)
-    stage = build_stage(cfg, store, device, progress=progress and dist.main)
     meta = {"command": " ".join(["python -m nowcast.train", *sys.argv[1:]]), "config": config, "data": store,
             "commit": git_commit(), "machine": machine(), "world_size": dist.world}
     train(cfg, stage, RunDir(run_dir) if dist.main else None, dist, device, progress=progress, meta=meta,

@@ -2,7 +2,8 @@
 
 * DDPM with ``T = 1000`` and β linear in √β from 1e-4 to 2e-2; ε-prediction; targets are VAE
   posterior samples of the future frames, the condition the posterior mode of the context frames
-  (raw latents, scale factor 1).
+  (raw latents, scale factor 1, as PreDiff; ``scale_factor`` multiplies the latents as latent
+  diffusion's ``scale_by_std`` does, so that they have unit variance).
 * Loss: ``mean_batch[ mean((ε̂ − ε)²) / exp(γ_t) + γ_t ]`` with γ a learned per-timestep
   log-variance (initialised to 0).
 * Sampling goes through the solver core: the ε-network is adapted to a σ-space
@@ -42,6 +43,7 @@ class DiffusionConfig(DictConfig):
     beta_start: float = 1e-4
     beta_end: float = 2e-2
     learn_logvar: bool = True
+    scale_factor: float = 1.0        # latents seen by the diffusion = VAE latents × scale_factor
 
 
 def member_noise(shape: tuple, seeds, dtype=torch.float32, device="cpu") -> torch.Tensor:
@@ -97,17 +99,18 @@ class LatentDiffusion(nn.Module):
     def encode_context(self, context: torch.Tensor) -> torch.Tensor:
         """``(B, Tc, H, W)`` frames in [0, 1] → posterior-mode latents ``(B, Tc, L, h, w)``."""
         dtype = next(self.vae.parameters()).dtype
-        return self.vae.encode_sequence(context[:, :, None].to(dtype), sample=False)
+        return self.vae.encode_sequence(context[:, :, None].to(dtype), sample=False) * self.cfg.scale_factor
 
     @torch.no_grad()
     def encode_target(self, target: torch.Tensor, generator=None) -> torch.Tensor:
         """``(B, Tt, H, W)`` frames → posterior samples ``(B, Tt, L, h, w)`` (the diffusion targets)."""
         dtype = next(self.vae.parameters()).dtype
-        return self.vae.encode_sequence(target[:, :, None].to(dtype), sample=True, generator=generator)
+        z = self.vae.encode_sequence(target[:, :, None].to(dtype), sample=True, generator=generator)
+        return z * self.cfg.scale_factor
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latents ``(B, T, L, h, w)`` → frames ``(B, T, H, W)`` (linear VAE output, ~[0, 1])."""
-        return self.vae.decode_sequence(z)[:, :, 0]
+        return self.vae.decode_sequence(z / self.cfg.scale_factor)[:, :, 0]
 
     # -- training --------------------------------------------------------------------------------
     def loss(self, context: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None,

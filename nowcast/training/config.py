@@ -81,7 +81,8 @@ class TrainConfig(DictConfig):
     train_stride : int
         Start-frame stride of training windows in the latent cache (0: the task's stride).
     vae, unet, diffusion, alignment : dict
-        Overrides of the model configs.
+        Overrides of the model configs. ``diffusion.scale_factor: 0`` means "automatic": the
+        ``ldm`` stage sets it to 1/std of the VAE's train latents (stored in the exported model).
     """
 
     stage: str = "ldm"
@@ -121,6 +122,13 @@ class TrainConfig(DictConfig):
     alignment: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        for f in fields(self):             # YAML 1.1 reads 1e-3 (no dot) as a string
+            value = getattr(self, f.name)
+            if isinstance(f.default, float) and isinstance(value, (str, int)) and not isinstance(value, bool):
+                try:
+                    object.__setattr__(self, f.name, float(value))
+                except ValueError:
+                    raise ValueError(f"{f.name} must be a number, got {value!r}") from None
         if self.stage not in STAGES:
             raise ValueError(f"unknown stage {self.stage!r}; available: {list(STAGES)}")
         for name in ("batch_size", "grad_accum", "max_steps", "ckpt_every", "log_every"):
@@ -145,7 +153,13 @@ def parse_override(text: str) -> tuple[str, object]:
     if "=" not in text:
         raise ValueError(f"override {text!r} is not key=value")
     key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
+    parsed = yaml.safe_load(value)
+    if isinstance(parsed, str):       # YAML 1.1 reads 3e-4 (no dot) as a string
+        try:
+            parsed = float(parsed)
+        except ValueError:
+            pass
+    return key.strip(), parsed
 
 
 def load_config(path: str | None = None, stage: str | None = None, overrides=()) -> TrainConfig:

@@ -6,6 +6,8 @@ Each builder returns a :class:`~.engine.Stage`. Frames are VIL bytes / 255; miss
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
@@ -129,7 +131,7 @@ def _vae_stage(cfg: TrainConfig, store: str, device: torch.device) -> Stage:
 
 
 # -- ldm -------------------------------------------------------------------------------------------
-def _latent_cache(ldm: LatentDiffusion, data: WindowDataset, device, progress: bool) -> tuple:
+def _latent_cache(vae: FrameVAE, data: WindowDataset, device, progress: bool) -> tuple:
     """Posterior mean and std ``(E, T, L, h, w)`` of every frame of the split's events."""
     import zarr
     from tqdm.auto import tqdm
@@ -140,7 +142,7 @@ def _latent_cache(ldm: LatentDiffusion, data: WindowDataset, device, progress: b
         raw = np.asarray(vil[int(e)])
         x = torch.from_numpy(np.where(raw == MISSING, 0, raw).astype(np.float32) / 255.0)[:, None].to(device)
         with torch.no_grad():
-            post = ldm.vae.encode(x)
+            post = vae.encode(x)
         means.append(post.mean.cpu())
         stds.append(post.std.cpu())
     return torch.stack(means), torch.stack(stds)
@@ -154,14 +156,23 @@ def _ldm_stage(cfg: TrainConfig, store: str, device: torch.device, progress: boo
     _, ucfg, dcfg, _ = model_configs(cfg, frame_size(store))
     if vae.cfg.to_dict() != VAEConfig.from_dict(cfg.vae).to_dict():
         raise ValueError(f"the VAE in {cfg.init} does not match the config's vae section")
+    task = get_task(cfg.task)
+    data = WindowDataset(store, cfg.task, "train", augment=cfg.augment and not cfg.latent_cache, seed=cfg.seed)
+    if cfg.latent_cache:
+        mean, std = _latent_cache(vae, data, device, progress)
+    else:
+        some = [data[int(i)] for i in np.linspace(0, len(data) - 1, min(len(data), 32)).round()]
+        with torch.no_grad():
+            post = vae.encode(torch.cat([_frames(it)[:, None] for it in some]).to(device))
+        mean, std = post.mean.cpu(), post.std.cpu()
+    if dcfg.scale_factor <= 0:       # auto: unit variance of the posterior samples (scale_by_std)
+        dcfg = replace(dcfg, scale_factor=float(1.0 / (mean.var() + std.pow(2).mean()).sqrt()))
+    mean, std = mean * dcfg.scale_factor, std * dcfg.scale_factor
     torch.manual_seed(cfg.seed)
     ldm = LatentDiffusion(vae, SpaceTimeUNet(ucfg), dcfg).to(device).train()
     ema = EMA(ldm, cfg.ema_decay).to(device)
     trained = [p for p in ldm.parameters() if p.requires_grad]
-    task = get_task(cfg.task)
-    data = WindowDataset(store, cfg.task, "train", augment=cfg.augment and not cfg.latent_cache, seed=cfg.seed)
     if cfg.latent_cache:
-        mean, std = _latent_cache(ldm, data, device, progress)
         stride = cfg.train_stride or task.stride
         starts = np.arange(0, mean.shape[1] - task.seq_len + 1, stride)
 

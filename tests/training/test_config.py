@@ -1,0 +1,52 @@
+"""Configuration precedence and errors of the training CLI."""
+
+import json
+
+import pytest
+
+from nowcast.train import main
+from nowcast.training.config import load_config, parse_override
+
+
+def test_precedence_defaults_yaml_stage_flags(tiny_config):
+    cfg = load_config(tiny_config, "ldm", [("lr", 0.5), ("unet.base_units", 24)])
+    assert cfg.seed == 3                       # YAML top level over the default 0
+    assert cfg.batch_size == 2                 # the ldm stage section over the default 8
+    assert cfg.lr == 0.5                       # the override over the stage section
+    assert cfg.unet["base_units"] == 24 and cfg.unet["heads"] == 2
+    assert cfg.name == "tiny-ldm"
+    assert load_config(tiny_config, "vae").batch_size == 4
+    assert load_config(None, None).stage == "ldm" and load_config(None, None).lr == 1e-4
+
+
+def test_parse_override_reads_yaml_values():
+    assert parse_override("betas=[0.5, 0.9]") == ("betas", [0.5, 0.9])
+    assert parse_override("lr=3e-4") == ("lr", 3e-4)
+    assert load_config(None, "vae", [("lr", "1e-3")]).lr == 1e-3
+    with pytest.raises(ValueError, match="key=value"):
+        parse_override("lr")
+
+
+def test_dry_run_prints_the_resolved_config(tiny_config, capsys):
+    assert main(["--stage", "vae", "--config", tiny_config, "--steps", "7", "--dry-run"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["stage"] == "vae" and cfg["max_steps"] == 7 and cfg["vae"]["latent_channels"] == 4
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--config", "missing.yaml"], "not found"),
+    (["--set", "nonsense=1", "--dry-run"], "unknown config keys"),
+    (["--set", "lr_schedule=linear", "--dry-run"], "lr_schedule"),
+    (["--set", "unet=3", "--set", "what.x=1", "--dry-run"], "unknown section"),
+])
+def test_bad_options_exit_2_with_one_message(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("error:") == 1
+
+
+def test_ldm_without_a_vae_is_refused(tiny_store, tiny_config, tmp_path, capsys):
+    argv = ["--stage", "ldm", "--config", tiny_config, "--data", tiny_store, "--runs-dir", str(tmp_path),
+            "--no-progress"]
+    assert main(argv) == 2
+    assert "--init" in capsys.readouterr().err

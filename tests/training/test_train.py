@@ -1,0 +1,143 @@
+"""End-to-end training runs on a tiny store: every stage, kill-and-resume, exported models, DDP."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from nowcast.checkpoints import latest_checkpoint, load_checkpoint
+from nowcast.models.pretrained import load_model, load_vae
+from nowcast.train import main, run
+from nowcast.training.config import load_config
+
+
+class Killed(Exception):
+    """Stands for SIGKILL: nothing after it runs (no checkpoint on the way out)."""
+
+
+def _kill_at(n):
+    def on_step(step):
+        if step == n:
+            raise Killed
+
+    return on_step
+
+
+def _assert_same_state(a, b, path=""):
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), f"differs at {path}"
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            _assert_same_state(a[k], b[k], f"{path}/{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same_state(x, y, f"{path}/{i}")
+    else:
+        assert a == b, f"differs at {path}: {a} != {b}"
+
+
+@pytest.mark.parametrize("stage", ["vae", "ldm"])
+def test_kill_and_resume_continues_bit_identically(stage, tiny_store, tiny_config, trained_vae, tmp_path):
+    over = [("data", tiny_store), ("ckpt_every", 2)] + ([("init", trained_vae)] if stage == "ldm" else [])
+    straight = run(load_config(tiny_config, stage, over + [("runs_dir", str(tmp_path / "a"))]), progress=False)
+    cfg = load_config(tiny_config, stage, over + [("runs_dir", str(tmp_path / "b"))])
+    with pytest.raises(Killed):
+        run(cfg, progress=False, on_step=_kill_at(5))     # last checkpoint: step 4
+    assert latest_checkpoint(next((tmp_path / "b").iterdir())).name == "step-0000004.pt"
+    resumed = run(cfg, progress=False)                   # the same command again
+    assert Path(resumed).parent == tmp_path / "b" and len(list((tmp_path / "b").iterdir())) == 1
+    assert "resumed from" in (Path(resumed) / "log.txt").read_text()
+    a, b = load_checkpoint(latest_checkpoint(straight)), load_checkpoint(latest_checkpoint(resumed))
+    assert a["step"] == b["step"] == 6
+    _assert_same_state(a["modules"], b["modules"])
+    _assert_same_state(a["optimizers"], b["optimizers"])
+    if stage == "vae":   # the GAN term switched on at step 2: the discriminator was trained too
+        assert "disc" in a["modules"] and "disc" in a["optimizers"]
+
+
+def test_training_lowers_the_loss_and_exports_a_usable_model(tiny_store, tiny_config, trained_vae, tmp_path):
+    metrics = json.loads((Path(trained_vae) / "metrics.json").read_text())
+    assert {"rec_MAE", "CSI_M", "CSI_M_pool16"} <= set(metrics["final"])
+    vae = load_vae(trained_vae)
+    assert vae.cfg.latent_channels == 4
+    over = [("data", tiny_store), ("init", trained_vae), ("runs_dir", str(tmp_path)), ("max_steps", 12),
+            ("lr", 3e-3), ("log_every", 4), ("diffusion", {"learn_logvar": False})]
+    ldm_run = run(load_config(tiny_config, "ldm", over), progress=False)
+    m = json.loads((Path(ldm_run) / "metrics.json").read_text())
+    first, last = m["train"][0]["loss"], m["train"][-1]["loss"]
+    assert last < first
+    assert {"CSI_M", "CSI_M_pool4", "CSI_M_pool16", "HSS", "CRPS"} <= set(m["final"])
+    model = load_model(ldm_run)
+    assert model.task == "sevirlr" and model.meta["steps"] == 12
+    x = torch.rand(1, 7, 32, 32)
+    out = model.ldm.forecast(x, seeds=[0, 1], steps=3)
+    assert out.shape == (1, 2, 6, 32, 32)
+    align_run = run(load_config(tiny_config, "align", [("data", tiny_store), ("init", ldm_run),
+                                                       ("runs_dir", str(tmp_path))]), progress=False)
+    aligned = load_model(align_run)
+    assert aligned.align is not None and aligned.meta["steps"] == 12   # the nowcaster's provenance is kept
+    assert "align_MSE" in json.loads((Path(align_run) / "metrics.json").read_text())["final"]
+
+
+def test_grad_accumulation_matches_one_big_batch(tiny_store, tiny_config, trained_vae):
+    """Two micro-batches of 2 give the update of one batch of 4 made of the same samples."""
+    from nowcast.training.engine import Dist, train
+    from nowcast.training.stages import build_stage
+
+    def one_step(batch, accum):
+        cfg = load_config(tiny_config, "ldm", [("data", tiny_store), ("init", trained_vae), ("max_steps", 1),
+                                               ("batch_size", batch), ("grad_accum", accum), ("grad_clip", 0.0),
+                                               ("unet.dropout", 0.0)])
+        stage = build_stage(cfg, tiny_store, torch.device("cpu"), progress=False)
+        ldm = stage.modules["ldm"]
+        return stage, ldm, cfg
+
+    s4, ldm4, cfg4 = one_step(4, 1)
+    full = dict(s4.sample(0, 0, 0))
+    full["eps"] = torch.randn(full["mu"].shape, generator=torch.Generator().manual_seed(1))
+    full["t"] = torch.tensor([10, 500, 900, 250])
+    halves = [{k: v[:2] for k, v in full.items()}, {k: v[2:] for k, v in full.items()}]
+
+    def compute_for(ldm):
+        def compute(b, step, generator):
+            ac = ldm.alphas_cumprod[b["t"]].view(-1, 1, 1, 1, 1)
+            z_t = ac.sqrt() * b["mu"] + (1 - ac).sqrt() * b["eps"]
+            loss = (ldm.unet(z_t, b["t"].float(), b["z_c"]) - b["eps"]).pow(2).mean()
+            return {"ldm": loss}, {"loss": loss.detach()}
+        return compute
+
+    s4.sample, s4.compute = (lambda s, k, r: full), compute_for(ldm4)
+    s2, ldm2, cfg2 = one_step(2, 2)
+    s2.sample, s2.compute = (lambda s, k, r: halves[k]), compute_for(ldm2)
+    for stage, cfg in ((s4, cfg4), (s2, cfg2)):
+        train(cfg, stage, None, Dist(), torch.device("cpu"), progress=False)
+    before = build_stage(cfg4, tiny_store, torch.device("cpu"), progress=False).params["ldm"]
+    moved = 0
+    for a, b, p0 in zip(s4.params["ldm"], s2.params["ldm"], before):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        moved += int(not torch.equal(a, p0))
+    assert moved > 0
+
+
+@pytest.mark.slow
+def test_ddp_with_two_cpu_processes(tiny_store, tiny_config, trained_vae, tmp_path):
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or shutil.which("torchrun")
+    assert torchrun, "torchrun not found next to the interpreter"
+    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "nowcast.train", "--stage", "ldm",
+           "--config", tiny_config, "--data", tiny_store, "--init", trained_vae, "--runs-dir", str(tmp_path),
+           "--steps", "3", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run_dir,) = list(tmp_path.iterdir())
+    log = (run_dir / "log.txt").read_text()
+    assert "(2 process(es)" in log and "done: 3 steps" in log
+    assert load_checkpoint(latest_checkpoint(run_dir))["world_size"] == 2
+    assert load_model(run_dir).meta["world_size"] == 2
