@@ -261,7 +261,7 @@ def train(cfg: TrainConfig, stage: Stage, run: RunDir | None, dist: Dist, device
             if step % cfg.ckpt_every == 0 and step != cfg.max_steps:
                 checkpoint(step)
             if cfg.val_every and step % cfg.val_every == 0 and step != cfg.max_steps and stage.validate:
-                if dist.main:
+                if run is not None:
                     metrics["validation"].append({"step": step, **stage.validate(step)})
                     run.log(f"validation {metrics['validation'][-1]}")
                 dist.barrier()
@@ -281,7 +281,7 @@ def train(cfg: TrainConfig, stage: Stage, run: RunDir | None, dist: Dist, device
     if step > start or ckpt is None:
         checkpoint(step)
     elapsed += time.perf_counter() - t_seg
-    if dist.main and stage.validate is not None:
+    if run is not None and stage.validate is not None:
         metrics["validation"].append({"step": step, **stage.validate(step)})
         run.log(f"validation {metrics['validation'][-1]}")
     if run is not None:

@@ -107,7 +107,7 @@ def test_grad_accumulation_matches_one_big_batch(tiny_store, tiny_config, traine
 
     def compute_for(ldm):
         def compute(b, step, generator):
-            ac = ldm.alphas_cumprod[b["t"]].view(-1, 1, 1, 1, 1)
+            ac = ldm.alphas_cumprod[b["t"]].view(-1, 1, 1, 1, 1).float()
             z_t = ac.sqrt() * b["mu"] + (1 - ac).sqrt() * b["eps"]
             loss = (ldm.unet(z_t, b["t"].float(), b["z_c"]) - b["eps"]).pow(2).mean()
             return {"ldm": loss}, {"loss": loss.detach()}
@@ -117,6 +117,7 @@ def test_grad_accumulation_matches_one_big_batch(tiny_store, tiny_config, traine
     s2, ldm2, cfg2 = one_step(2, 2)
     s2.sample, s2.compute = (lambda s, k, r: halves[k]), compute_for(ldm2)
     for stage, cfg in ((s4, cfg4), (s2, cfg2)):
+        stage.optimizer = lambda params: torch.optim.SGD(params, lr=1.0)   # the update is the gradient
         train(cfg, stage, None, Dist(), torch.device("cpu"), progress=False)
     before = build_stage(cfg4, tiny_store, torch.device("cpu"), progress=False).params["ldm"]
     moved = 0
