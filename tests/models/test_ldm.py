@@ -27,7 +27,7 @@ def test_members_are_reproducible_whatever_the_batch(tiny_ldm):
         torch.testing.assert_close(alone[0, 0], full[1, 1], rtol=1e-4, atol=1e-4)
 
 
-def test_ddim_1000_equals_diffusers_ddim_on_the_discrete_grid(tiny_ldm):
+def test_ddim_1000_equals_diffusers_ddim_and_euler_on_the_discrete_grid(tiny_ldm):
     diffusers = pytest.importorskip("diffusers")
     sched = diffusers.DDIMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=2e-2,
                                     beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=True)
@@ -44,6 +44,16 @@ def test_ddim_1000_equals_diffusers_ddim_on_the_discrete_grid(tiny_ldm):
             z = sched.step(eps, t, z).prev_sample
     # diffusers keeps its ᾱ table in float32: agreement to ~1e-5 is its precision
     torch.testing.assert_close(ours, z[0], rtol=1e-4, atol=1e-4)
+    # and it is Euler on the 1000-point σ grid σ_t = √((1−ᾱ_t)/ᾱ_t), written out with the ε-network:
+    # x ← x + (σ_next − σ)·ε(x/√(1+σ²), t), from x_T = z_T·√(1+σ_T²)
+    ac = tiny_ldm.alphas_cumprod.double()
+    sig = ((1 - ac) / ac).sqrt()
+    x = member_noise(tiny_ldm.latent_shape(), (3,), dtype=torch.float64) * (1 + sig[-1] ** 2).sqrt()
+    with torch.no_grad():
+        for t in range(999, -1, -1):
+            eps = tiny_ldm.unet(x / (1 + sig[t] ** 2).sqrt(), torch.tensor([float(t)], dtype=torch.float64), z_c)
+            x = x + ((sig[t - 1] if t > 0 else 0.0) - sig[t]) * eps
+    torch.testing.assert_close(ours, x[0], rtol=1e-9, atol=1e-9)
 
 
 def test_a_few_training_steps_lower_the_loss_on_a_fixed_batch(tiny_ldm):
@@ -76,3 +86,4 @@ def test_ema_warms_up_and_swaps_back():
     with ema.swapped(lin):
         torch.testing.assert_close(lin.weight, ema.shadow[0])
     torch.testing.assert_close(lin.weight, w0 + 1.0)
+
