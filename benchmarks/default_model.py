@@ -70,6 +70,11 @@ def _section(title: str, results: dict) -> list:
     return lines
 
 
+def _rel(path: Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def _picture(model, store: str, path: Path, seeds=(0, 1)) -> dict:
     """One test case: observed context and future, two DDIM-100 members, persistence, pysteps."""
     import matplotlib
@@ -111,7 +116,7 @@ def _picture(model, store: str, path: Path, seeds=(0, 1)) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
     plt.close(fig)
-    return {"event_id": item["event_id"], "start": int(item["start"]), "png": str(path.relative_to(ROOT))}
+    return {"event_id": item["event_id"], "start": int(item["start"]), "png": _rel(path)}
 
 
 def main(argv=None) -> int:
@@ -140,7 +145,7 @@ def main(argv=None) -> int:
     d, pers, pyst = (_at_last_lead(main_res[k]) for k in ("ddim:100", "persistence", "pysteps"))
     accept = {"CSI_M_pool16_at_60": d["CSI_M_pool16"] > max(pers["CSI_M_pool16"], pyst["CSI_M_pool16"]),
               "CRPS_at_60": d["CRPS"] < min(pers["CRPS"], pyst["CRPS"])}
-    payload = {**meta, "model": str(model.path.relative_to(ROOT) if model.path.is_relative_to(ROOT) else model.path),
+    payload = {**meta, "model": _rel(model.path),
                "model_meta": {k: model.meta.get(k) for k in ("steps", "wall_time_s", "commit", "machine", "command")},
                "store": store, "picture": picture, "acceptance_ddim100_beats_baselines_at_60min": accept,
                "main": {k: {"nfe": r.attrs["nfe"], "windows": r.attrs["n_windows"], "members": r.attrs["n_members"],
@@ -157,6 +162,14 @@ def main(argv=None) -> int:
               f"{pers['CRPS']:.4f} / {pyst['CRPS']:.4f} → beats both on CSI-pool16: "
               f"{'yes' if accept['CSI_M_pool16_at_60'] else 'NO'}, on CRPS: {'yes' if accept['CRPS_at_60'] else 'NO'}",
               f"- picture: `{picture['png']}` (test event {picture['event_id']}, window start {picture['start']})"]
+    first = next(iter(main_res.values())).attrs
+    lines += ["", f"Scores at +60 min, main evaluation ({first['n_windows']} test windows × {first['n_members']} "
+              "members; CRPS in bytes/255, the MAE for the deterministic baselines):", "",
+              "| method | NFE | CSI-M | CSI-M pool4 | CSI-M pool16 | HSS | CRPS |", "|---|---|---|---|---|---|---|"]
+    for k, r in main_res.items():
+        a = _at_last_lead(r)
+        lines.append(f"| {k} | {r.attrs['nfe']} | {a['CSI_M']:.4f} | {a['CSI_M_pool4']:.4f} | "
+                     f"{a['CSI_M_pool16']:.4f} | {a['HSS']:.4f} | {a['CRPS']:.4f} |")
     lines += _section("Main evaluation", main_res)
     lines += _section("Reference evaluation with ancestral DDPM-1000", ref_res)
     write_results(Path(args.out), args.name, payload, lines + [""])

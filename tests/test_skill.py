@@ -1,0 +1,61 @@
+"""Sampler specifications and the one-pass skill evaluation of samplers and baselines."""
+
+import numpy as np
+import pytest
+import torch
+
+from nowcast.data.store import BuildConfig, build_store
+from nowcast.data.synthetic import SyntheticConfig, write_synthetic_sevir
+from nowcast.data.windows import WindowDataset
+from nowcast.models.ldm import DiffusionConfig, LatentDiffusion
+from nowcast.models.pretrained import LoadedModel
+from nowcast.models.unet import SpaceTimeUNet, UNetConfig
+from nowcast.models.vae import FrameVAE, VAEConfig
+from nowcast.skill import evaluate_samplers, parse_sampler
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sevir")
+    write_synthetic_sevir(root, SyntheticConfig(n_events=8, size=96, seed=2, missing_fraction=0.0))
+    out = str(tmp_path_factory.mktemp("store") / "lr.zarr")
+    build_store(str(root), out, BuildConfig(lr=True))
+    return out
+
+
+def test_parse_sampler():
+    assert parse_sampler("ddim:100").steps == 100 and parse_sampler("ddpm:1000").name == "ddpm"
+    assert parse_sampler("pysteps").kind == "baseline"
+    for bad, msg in (("ddim", "SOLVER:STEPS"), ("ddim:0", "SOLVER:STEPS"), ("nope:5", "unknown solver")):
+        with pytest.raises(ValueError, match=msg):
+            parse_sampler(bad)
+
+
+def test_persistence_scores_match_a_direct_computation(store):
+    res = evaluate_samplers(["persistence"], store, split="test", members=2, progress=False)["persistence"]
+    ds = WindowDataset(store, "sevirlr", "test")
+    err = np.zeros(6)
+    n = 0
+    for i in range(len(ds)):
+        b = np.round(ds[i]["x"][:, 0].numpy() * 255)
+        err += np.abs(b[7:] - b[6][None]).mean(axis=(1, 2)) / 255
+        n += 1
+    np.testing.assert_allclose(res.MAE.values, err / n, rtol=1e-6)
+    np.testing.assert_allclose(res.CRPS.values, err / n, rtol=1e-6)     # identical members: CRPS = MAE
+    assert list(res.lead_time.values) == [10, 20, 30, 40, 50, 60]
+    assert res.attrs["n_windows"] == len(ds) and res.attrs["nfe"] == 0
+
+
+def test_model_samplers_count_their_evaluations(store):
+    torch.manual_seed(0)
+    vae = FrameVAE(VAEConfig(block_out_channels=(8, 16, 16, 16), layers_per_block=1, latent_channels=4,
+                             norm_groups=4))
+    unet = SpaceTimeUNet(UNetConfig(latent_channels=4, height=4, width=4, base_units=16, depth=(1, 1), heads=2,
+                                    dropout=0.0, norm_groups=4))
+    model = LoadedModel(LatentDiffusion(vae, unet, DiffusionConfig()).eval(), "sevirlr")
+    res = evaluate_samplers(["ddim:3", "ddpm:5", "ipndm:4"], store, model=model, windows=3, members=2, batch=2,
+                            progress=False)
+    assert {k: r.attrs["nfe"] for k, r in res.items()} == {"ddim:3": 3, "ddpm:5": 5, "ipndm:4": 4}
+    assert all(r.attrs["n_windows"] == 3 and r.attrs["n_members"] == 2 for r in res.values())
+    with pytest.raises(ValueError, match="need a model"):
+        evaluate_samplers(["ddim:3"], store, progress=False)
