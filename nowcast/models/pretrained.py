@@ -27,7 +27,8 @@ from .ldm import DiffusionConfig, LatentDiffusion
 from .unet import SpaceTimeUNet, UNetConfig
 from .vae import FrameVAE, VAEConfig
 
-__all__ = ["PRETRAINED", "LoadedModel", "resolve_model", "save_vae", "save_model", "load_vae", "load_model"]
+__all__ = ["PRETRAINED", "LoadedModel", "resolve_model", "save_vae", "save_model", "load_vae", "load_model",
+           "read_meta"]
 
 #: Models shipped with the package: name → file under ``nowcast/models/weights``.
 PRETRAINED = {"default": "default.pt"}
@@ -119,6 +120,12 @@ def _read(path: Path, kind: str | None) -> tuple[dict, dict]:
     if kind is not None and ck["kind"] != kind and not (kind == "vae" and ck["kind"] == "ldm"):
         raise ValueError(f"{path} holds a {ck['kind']!r} model, not a {kind!r} model")
     return ck, json.loads(ck["config"])
+
+
+def read_meta(name_or_path: str | os.PathLike) -> dict:
+    """The provenance (``meta``) of an exported VAE or nowcaster."""
+    ck, _ = _read(resolve_model(name_or_path), None)
+    return json.loads(ck["meta"])
 
 
 def load_vae(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> FrameVAE:

@@ -16,7 +16,7 @@ from ..data.windows import WindowDataset, get_task
 from ..models.alignment import AlignmentConfig, AlignmentNet, alignment_loss
 from ..models.ema import EMA
 from ..models.ldm import DiffusionConfig, LatentDiffusion
-from ..models.pretrained import load_model, load_vae, save_model, save_vae
+from ..models.pretrained import load_model, load_vae, read_meta, save_model, save_vae
 from ..models.unet import SpaceTimeUNet, UNetConfig
 from ..models.vae import FrameVAE, PatchDiscriminator, VAEConfig, discriminator_loss, vae_loss
 from .config import TrainConfig
@@ -216,9 +216,11 @@ def _ldm_stage(cfg: TrainConfig, store: str, device: torch.device, progress: boo
             ldm.train()
         return _scores(acc)
 
+    vae_meta = read_meta(cfg.init)
+
     def export(path, meta):
         with ema.swapped(ldm):
-            save_model(path, ldm, cfg.task, meta=meta)
+            save_model(path, ldm, cfg.task, meta={**meta, "vae": vae_meta})
 
     return Stage(modules={"ldm": ldm, "ema": ema}, params={"ldm": trained}, sample=sample, compute=compute,
                  validate=validate, export=export, after_step=lambda: ema.update(ldm), optimizer=_optimizer(cfg))

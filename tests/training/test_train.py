@@ -83,6 +83,7 @@ def test_training_lowers_the_loss_and_exports_a_usable_model(tiny_store, tiny_co
                                                        ("runs_dir", str(tmp_path))]), progress=False)
     aligned = load_model(align_run)
     assert aligned.align is not None and aligned.meta["steps"] == 12   # the nowcaster's provenance is kept
+    assert model.meta["vae"]["steps"] == 6                              # and the VAE's
     assert "align_MSE" in json.loads((Path(align_run) / "metrics.json").read_text())["final"]
 
 
