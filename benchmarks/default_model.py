@@ -147,6 +147,7 @@ def main(argv=None) -> int:
               "CRPS_at_60": d["CRPS"] < min(pers["CRPS"], pyst["CRPS"])}
     payload = {**meta, "model": _rel(model.path),
                "model_meta": {k: model.meta.get(k) for k in ("steps", "wall_time_s", "commit", "machine", "command")},
+               "vae_meta": {k: model.meta.get("vae", {}).get(k) for k in ("steps", "wall_time_s", "commit", "command")},
                "store": store, "picture": picture, "acceptance_ddim100_beats_baselines_at_60min": accept,
                "main": {k: {"nfe": r.attrs["nfe"], "windows": r.attrs["n_windows"], "members": r.attrs["n_members"],
                             "s_per_forecast": r.attrs["s_per_forecast"], "pooled": _pooled(r), "per_lead": _per_lead(r)}
@@ -155,7 +156,12 @@ def main(argv=None) -> int:
                                  "members": r.attrs["n_members"], "s_per_forecast": r.attrs["s_per_forecast"],
                                  "pooled": _pooled(r), "per_lead": _per_lead(r)} for k, r in ref_res.items()}}
     lines = header("Default model: skill on the synthetic SEVIR-LR test split", meta)
-    lines += [f"- model: `{args.model}` ({payload['model']}), trained {model.meta.get('steps')} steps",
+    mm, vm = model.meta, model.meta.get("vae", {})
+    hw = mm.get("machine", {})
+    lines += [f"- model: `{args.model}` ({payload['model']}): VAE {vm.get('steps')} steps in "
+              f"{vm.get('wall_time_s', float('nan')) / 60:.1f} min, denoiser {mm.get('steps')} steps in "
+              f"{mm.get('wall_time_s', float('nan')) / 60:.1f} min on {hw.get('cpu_count')} CPU cores "
+              f"({hw.get('gpu', 'no GPU')}), commit {str(mm.get('commit'))[:10]}",
               f"- data: `{store}`",
               f"- at +60 min, DDIM-100 vs persistence and pysteps: CSI-M pool16 {d['CSI_M_pool16']:.4f} vs "
               f"{pers['CSI_M_pool16']:.4f} / {pyst['CSI_M_pool16']:.4f}; CRPS {d['CRPS']:.4f} vs "

@@ -1,10 +1,11 @@
-"""Copy measured tables from ``benchmarks/results/<name>.md`` into the README.
+"""Copy measured tables from ``benchmarks/results/<name>.md`` into the README and the model card.
 
-The README keeps no typed-in figures: everything between ``<!-- BENCH:<name>:START -->`` and
+The README and ``nowcast/models/DEFAULT_MODEL.md`` keep no typed-in figures: everything between ``<!-- BENCH:<name>:START -->`` and
 ``<!-- BENCH:<name>:END -->`` is replaced by the provenance lines and the first table of
 ``benchmarks/results/<name>.md``. Run after a benchmark.
 """
 
+import os
 import re
 from pathlib import Path
 
@@ -12,21 +13,22 @@ ROOT = Path(__file__).resolve().parents[1]
 PATTERN = re.compile(r"<!-- BENCH:(?P<name>[\w-]+):START -->.*?<!-- BENCH:(?P=name):END -->", re.S)
 
 
-def excerpt(name: str) -> str:
+def excerpt(name: str, doc: Path) -> str:
     """Provenance bullets, the explanation and the first table of a results file."""
     md = (ROOT / "benchmarks" / "results" / f"{name}.md").read_text()
     body = md.split("\n## ")[0]
     lines = body.strip().splitlines()[1:]
-    return ("\n".join(lines).strip() + f"\n\nFull report: [`benchmarks/results/{name}.md`]"
-            f"(benchmarks/results/{name}.md).")
+    link = os.path.relpath(ROOT / "benchmarks" / "results" / f"{name}.md", doc.parent)
+    return "\n".join(lines).strip() + f"\n\nFull report: [`benchmarks/results/{name}.md`]({link})."
 
 
 def main() -> None:
-    """Rewrite the README's benchmark sections in place."""
-    readme = ROOT / "README.md"
-    text = PATTERN.sub(lambda m: f"<!-- BENCH:{m['name']}:START -->\n{excerpt(m['name'])}\n"
-                                 f"<!-- BENCH:{m['name']}:END -->", readme.read_text())
-    readme.write_text(text)
+    """Rewrite the benchmark sections of the README and the model card in place."""
+    for doc in (ROOT / "README.md", ROOT / "nowcast" / "models" / "DEFAULT_MODEL.md"):
+        if doc.is_file():
+            text = PATTERN.sub(lambda m, doc=doc: f"<!-- BENCH:{m['name']}:START -->\n{excerpt(m['name'], doc)}\n"
+                                         f"<!-- BENCH:{m['name']}:END -->", doc.read_text())
+            doc.write_text(text)
 
 
 if __name__ == "__main__":
