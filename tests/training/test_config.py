@@ -50,3 +50,31 @@ def test_ldm_without_a_vae_is_refused(tiny_store, tiny_config, tmp_path, capsys)
             "--no-progress"]
     assert main(argv) == 2
     assert "--init" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["sevirlr_tiny", "sevirlr_prediff"])
+def test_shipped_configs_resolve_for_every_stage(name):
+    from pathlib import Path
+
+    from nowcast.training.config import STAGES
+    from nowcast.training.stages import model_configs
+
+    path = Path(__file__).parents[2] / "configs" / f"{name}.yaml"
+    for stage in STAGES:
+        cfg = load_config(str(path), stage)
+        assert cfg.stage == stage and cfg.name == f"{name}-{stage}"
+        vae, unet, diffusion, align = model_configs(cfg, (128, 128))
+        assert (unet.context_frames, unet.target_frames, unet.height, unet.width) == (7, 6, 16, 16)
+        assert unet.latent_channels == vae.latent_channels == align.latent_channels
+    tiny = model_configs(load_config(str(path), "ldm"), (128, 128))
+    if name == "sevirlr_tiny":
+        from nowcast.models.unet import SpaceTimeUNet
+        from nowcast.models.vae import FrameVAE
+
+        n_vae = sum(p.numel() for p in FrameVAE(tiny[0]).parameters())
+        n_unet = sum(p.numel() for p in SpaceTimeUNet(tiny[1]).parameters())
+        assert 0.6e6 < n_vae < 0.8e6 and 0.9e6 < n_unet < 1.2e6      # the sizes the model card states
+        assert tiny[2].scale_factor == 0                              # automatic latent scaling
+    else:
+        assert tiny[0].block_out_channels == (128, 256, 512, 512) and tiny[0].latent_channels == 64
+        assert tiny[1].base_units == 256 and tiny[2].scale_factor == 1.0

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -126,6 +127,14 @@ def test_grad_accumulation_matches_one_big_batch(tiny_store, tiny_config, traine
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
         moved += int(not torch.equal(a, p0))
     assert moved > 0
+
+
+def test_bf16_autocast_runs(tiny_store, tiny_config, tmp_path):
+    """The GPU's bf16 autocast path, exercised on the CPU (torch.autocast supports bf16 there)."""
+    cfg = load_config(tiny_config, "vae", [("data", tiny_store), ("runs_dir", str(tmp_path)), ("max_steps", 2),
+                                           ("precision", "bf16")])
+    m = json.loads((Path(run(cfg, progress=False)) / "metrics.json").read_text())
+    assert all(np.isfinite(e["loss"]) for e in m["train"])
 
 
 @pytest.mark.slow
