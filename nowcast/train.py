@@ -69,8 +69,9 @@ def run(cfg, progress: bool = True, new_run: bool = False, on_step=None) -> str:
     from .data.cache import synthetic_store
     from .training.engine import Dist, train
     from .training.runs import RunDir, find_resumable, git_commit, machine, new_run_dir
-    from .training.stages import build_stage
+    from .training.stages import build_stage, check_init
 
+    check_init(cfg)                        # before anything is built or written
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available")
     dev_type = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"

@@ -22,7 +22,7 @@ from ..models.vae import FrameVAE, PatchDiscriminator, VAEConfig, discriminator_
 from .config import TrainConfig
 from .engine import Stage, step_seed
 
-__all__ = ["build_stage", "model_configs", "frame_size"]
+__all__ = ["build_stage", "check_init", "model_configs", "frame_size"]
 
 
 def frame_size(store: str) -> tuple:
@@ -79,6 +79,22 @@ def _scores(acc) -> dict:
     out["CRPS"] = float(sm.CRPS)
     out["CRPS_last_lead"] = float(res.CRPS.isel(lead_time=-1))
     return out
+
+
+_INIT_HELP = {"ldm": "the ldm stage starts from a trained VAE: pass --init with an exported VAE (model.pt) or "
+                     "the run directory of a `--stage vae` run",
+              "align": "the align stage needs the trained nowcaster: pass --init with a model file or the run "
+                       "directory of a `--stage ldm` run"}
+
+
+def check_init(cfg: TrainConfig) -> None:
+    """Refuse an ``ldm`` or ``align`` stage without ``init``, or whose ``init`` does not exist."""
+    from ..models.pretrained import resolve_model
+
+    if cfg.stage in _INIT_HELP:
+        if cfg.init is None:
+            raise ValueError(_INIT_HELP[cfg.stage])
+        resolve_model(cfg.init)            # FileNotFoundError naming what is missing
 
 
 # -- vae -------------------------------------------------------------------------------------------
@@ -149,9 +165,7 @@ def _latent_cache(vae: FrameVAE, data: WindowDataset, device, progress: bool) ->
 
 
 def _ldm_stage(cfg: TrainConfig, store: str, device: torch.device, progress: bool) -> Stage:
-    if cfg.init is None:
-        raise ValueError("the ldm stage starts from a trained VAE: pass --init with an exported VAE "
-                         "(model.pt) or the run directory of a `--stage vae` run")
+    check_init(cfg)
     vae = load_vae(cfg.init, device)
     _, ucfg, dcfg, _ = model_configs(cfg, frame_size(store))
     if vae.cfg.to_dict() != VAEConfig.from_dict(cfg.vae).to_dict():
@@ -228,9 +242,7 @@ def _ldm_stage(cfg: TrainConfig, store: str, device: torch.device, progress: boo
 
 # -- align -----------------------------------------------------------------------------------------
 def _align_stage(cfg: TrainConfig, store: str, device: torch.device) -> Stage:
-    if cfg.init is None:
-        raise ValueError("the align stage needs the trained nowcaster: pass --init with a model file or "
-                         "the run directory of a `--stage ldm` run")
+    check_init(cfg)
     loaded = load_model(cfg.init, device)
     ldm = loaded.ldm
     acfg = model_configs(cfg, frame_size(store))[3]

@@ -50,6 +50,9 @@ def test_ldm_without_a_vae_is_refused(tiny_store, tiny_config, tmp_path, capsys)
             "--no-progress"]
     assert main(argv) == 2
     assert "--init" in capsys.readouterr().err
+    assert main(argv + ["--init", str(tmp_path / "nothing-here")]) == 2
+    assert "no model at" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())            # nothing was written
 
 
 @pytest.mark.parametrize("name", ["sevirlr_tiny", "sevirlr_prediff"])
