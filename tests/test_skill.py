@@ -4,23 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from nowcast.data.store import BuildConfig, build_store
-from nowcast.data.synthetic import SyntheticConfig, write_synthetic_sevir
 from nowcast.data.windows import WindowDataset
 from nowcast.models.ldm import DiffusionConfig, LatentDiffusion
 from nowcast.models.pretrained import LoadedModel
 from nowcast.models.unet import SpaceTimeUNet, UNetConfig
 from nowcast.models.vae import FrameVAE, VAEConfig
 from nowcast.skill import evaluate_samplers, parse_sampler
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sevir")
-    write_synthetic_sevir(root, SyntheticConfig(n_events=8, size=96, seed=2, missing_fraction=0.0))
-    out = str(tmp_path_factory.mktemp("store") / "lr.zarr")
-    build_store(str(root), out, BuildConfig(lr=True))
-    return out
 
 
 def test_parse_sampler():
@@ -31,9 +20,9 @@ def test_parse_sampler():
             parse_sampler(bad)
 
 
-def test_persistence_scores_match_a_direct_computation(store):
-    res = evaluate_samplers(["persistence"], store, split="test", members=2, progress=False)["persistence"]
-    ds = WindowDataset(store, "sevirlr", "test")
+def test_persistence_scores_match_a_direct_computation(tiny_store):
+    res = evaluate_samplers(["persistence"], tiny_store, split="test", members=2, progress=False)["persistence"]
+    ds = WindowDataset(tiny_store, "sevirlr", "test")
     err = np.zeros(6)
     n = 0
     for i in range(len(ds)):
@@ -46,16 +35,16 @@ def test_persistence_scores_match_a_direct_computation(store):
     assert res.attrs["n_windows"] == len(ds) and res.attrs["nfe"] == 0
 
 
-def test_model_samplers_count_their_evaluations(store):
+def test_model_samplers_count_their_evaluations(tiny_store):
     torch.manual_seed(0)
     vae = FrameVAE(VAEConfig(block_out_channels=(8, 16, 16, 16), layers_per_block=1, latent_channels=4,
                              norm_groups=4))
     unet = SpaceTimeUNet(UNetConfig(latent_channels=4, height=4, width=4, base_units=16, depth=(1, 1), heads=2,
                                     dropout=0.0, norm_groups=4))
     model = LoadedModel(LatentDiffusion(vae, unet, DiffusionConfig()).eval(), "sevirlr")
-    res = evaluate_samplers(["ddim:3", "ddpm:5", "ipndm:4"], store, model=model, windows=3, members=2, batch=2,
+    res = evaluate_samplers(["ddim:3", "ddpm:5", "ipndm:4"], tiny_store, model=model, windows=3, members=2, batch=2,
                             progress=False)
     assert {k: r.attrs["nfe"] for k, r in res.items()} == {"ddim:3": 3, "ddpm:5": 5, "ipndm:4": 4}
     assert all(r.attrs["n_windows"] == 3 and r.attrs["n_members"] == 2 for r in res.values())
     with pytest.raises(ValueError, match="need a model"):
-        evaluate_samplers(["ddim:3"], store, progress=False)
+        evaluate_samplers(["ddim:3"], tiny_store, progress=False)

@@ -1,9 +1,6 @@
-"""A tiny store and a tiny model configuration for the training tests."""
+"""A tiny model configuration and a trained tiny VAE for the training tests (the store: tests/conftest.py)."""
 
 import pytest
-
-from nowcast.data.store import BuildConfig, build_store
-from nowcast.data.synthetic import SyntheticConfig, write_synthetic_sevir
 
 TINY_YAML = """
 task: sevirlr
@@ -22,16 +19,6 @@ stages:
         train_stride: 1, ema_decay: 0.9}
   align: {batch_size: 2, lr: 1.0e-3, max_steps: 4}
 """
-
-
-@pytest.fixture(scope="session")
-def tiny_store(tmp_path_factory):
-    """A SEVIR-LR store of 12 synthetic events on a 32² grid (96² before pooling)."""
-    root = tmp_path_factory.mktemp("sevir")
-    write_synthetic_sevir(root, SyntheticConfig(n_events=12, size=96, seed=5, missing_fraction=0.0))
-    store = str(tmp_path_factory.mktemp("store") / "lr.zarr")
-    build_store(str(root), store, BuildConfig(lr=True))
-    return store
 
 
 @pytest.fixture(scope="session")
