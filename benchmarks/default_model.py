@@ -26,6 +26,7 @@ import torch
 
 from common import ROOT, header, provenance, write_results
 from nowcast.data.cache import synthetic_store
+from nowcast.data.codec import from_unit
 from nowcast.models.pretrained import load_model
 from nowcast.skill import evaluate_samplers, select_windows
 from nowcast.verification.baselines import get_baseline
@@ -93,7 +94,7 @@ def _picture(model, store: str, path: Path, seeds=(0, 1)) -> dict:
     ctx, fut = data[:7], data[7:]
     x = torch.from_numpy(np.where(ctx == 255, 0, ctx).astype(np.float32) / 255.0)[None]
     with torch.no_grad():
-        ens = (model.ldm.forecast(x, seeds=list(seeds), solver="ddim", steps=100) * 255).round().byte().numpy()[0]
+        ens = from_unit(model.ldm.forecast(x, seeds=list(seeds), solver="ddim", steps=100).numpy())[0]
     rows = [("observed", fut)] + [(f"DDIM-100 member {s}", ens[k]) for k, s in enumerate(seeds)]
     rows += [("persistence", get_baseline("persistence").predict(ctx[None], 6)[0, 0]),
              ("pysteps", get_baseline("pysteps").predict(ctx[None], 6)[0, 0])]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .data.codec import MISSING
+from .data.codec import MISSING, from_unit
 from .data.windows import WindowDataset, get_task
 from .verification.baselines import get_baseline
 from .verification.evaluation import EvaluationAccumulator
@@ -71,7 +71,8 @@ def select_windows(store: str, task: str, split: str, n: int | None) -> tuple:
 
 
 def _window_bytes(ds: WindowDataset, index: int) -> np.ndarray:
-    return np.round(ds[int(index)]["x"][:, 0].numpy() * 255).astype(np.uint8)
+    """The window's stored bytes (255 = missing kept): ``x`` is exactly byte/255."""
+    return np.rint(ds[int(index)]["x"][:, 0].numpy() * 255.0).astype(np.uint8)
 
 
 def _model_forecast(ldm, spec: SamplerSpec, context: np.ndarray, seeds, device, calls: list) -> np.ndarray:
@@ -80,7 +81,7 @@ def _model_forecast(ldm, spec: SamplerSpec, context: np.ndarray, seeds, device, 
     before = calls[0]
     out = ldm.forecast(x, seeds=seeds, solver=solver, steps=spec.steps)
     calls[1] = calls[0] - before
-    return (out * 255).round().to(torch.uint8).cpu().numpy()
+    return from_unit(out.cpu().numpy())              # 0–254: a forecast pixel is never 'missing
 
 
 def evaluate_samplers(samplers, store: str, task: str = "sevirlr", split: str = "test", model=None,

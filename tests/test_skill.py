@@ -48,3 +48,26 @@ def test_model_samplers_count_their_evaluations(tiny_store):
     assert all(r.attrs["n_windows"] == 3 and r.attrs["n_members"] == 2 for r in res.values())
     with pytest.raises(ValueError, match="need a model"):
         evaluate_samplers(["ddim:3"], tiny_store, progress=False)
+
+
+def test_saturated_forecasts_are_scored_not_dropped_as_missing(tiny_store):
+    """A model forecasting 1.0 everywhere must give byte 254 (an event at every threshold), never 255."""
+
+    class Saturated(torch.nn.Module):
+        def forecast(self, context, seeds, solver, steps):
+            return torch.ones(context.shape[0], len(seeds), 6, *context.shape[-2:])
+
+        def to(self, *a):
+            return self
+
+        def eval(self):
+            return self
+
+    class Hooked:
+        ldm = Saturated()
+
+    Hooked.ldm.unet = torch.nn.Identity()
+    res = evaluate_samplers(["ddim:1"], tiny_store, model=Hooked(), windows=2, members=1, progress=False)["ddim:1"]
+    assert int(res.n_valid.sum()) == 2 * 6 * 32 * 32          # no pixel was taken for missing
+    assert float(res.false_alarms.sel(threshold=16, scale=1).sum()) + float(res.hits.sel(threshold=16, scale=1).sum()) \
+        == 2 * 6 * 32 * 32                                     # every pixel forecast as an event

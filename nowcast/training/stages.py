@@ -11,7 +11,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from ..data.codec import MISSING
+from ..data.codec import MISSING, from_unit
 from ..data.windows import WindowDataset, get_task
 from ..models.alignment import AlignmentConfig, AlignmentNet, alignment_loss
 from ..models.ema import EMA
@@ -66,7 +66,8 @@ def _val_windows(store: str, cfg: TrainConfig) -> list:
 
 
 def _bytes(x: torch.Tensor) -> np.ndarray:
-    return (x.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    """Model-scale frames to VIL bytes 0–254 (a forecast never says 'missing')."""
+    return from_unit(x.detach().float().cpu().numpy())
 
 
 def _scores(acc) -> dict:
