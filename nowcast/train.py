@@ -24,7 +24,7 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nowcast.train", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog="python -m nowcast.train", description=__doc__.replace("``", ""),
                                 epilog="Flags override the YAML file, which overrides the defaults of "
                                        "nowcast.training.config.TrainConfig.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
