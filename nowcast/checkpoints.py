@@ -8,6 +8,7 @@ code from the file. Training checkpoints live in a run directory as
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -16,7 +17,8 @@ import torch
 
 from .solvers.registry import atomic_save
 
-__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_path", "latest_checkpoint", "prune_checkpoints"]
+__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_path", "latest_checkpoint", "prune_checkpoints",
+           "file_digest"]
 
 _STEP = re.compile(r"^step-(\d+)\.pt$")
 
@@ -71,3 +73,12 @@ def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> list:
     for p in gone:
         p.unlink(missing_ok=True)
     return gone
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file (hex): the identity of a model file that solvers and caches are tied to."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

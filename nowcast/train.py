@@ -1,17 +1,27 @@
-"""``python -m nowcast.train``: train the frame VAE, the latent diffusion nowcaster or its alignment network.
+"""``python -m nowcast.train``: learn a few-step solver (SpanLift) for a nowcaster, or train the nowcaster itself.
 
-Stages run in order, each starting from the previous one's run directory (``--init``)::
+The default stage, ``spanlift``, learns SpanLift on top of a base solver for a trained nowcaster
+(the shipped ``default`` model unless ``--model`` is given) by endpoint matching — against the
+endpoints of a many-step teacher (``--target teacher``, cached on disk and reused by later runs) or
+against the observed future frames (``--target target``)::
+
+    python -m nowcast.train --loss mse --target teacher
+    python -m nowcast.train --loss inception --target teacher --base ddim:5 --teacher ddim:100
+    python -m nowcast.train --loss mse --target target --model runs/00002-sevirlr_tiny-ldm
+    python -m nowcast.train --solver dyweight --base ddim:5          # a learned scalar solver
+
+The nowcaster's own stages run in order, each starting from the previous one's run (``--init``)::
 
     python -m nowcast.train --stage vae   --config configs/sevirlr_tiny.yaml
     python -m nowcast.train --stage ldm   --config configs/sevirlr_tiny.yaml --init runs/00000-sevirlr_tiny-vae
     python -m nowcast.train --stage align --config configs/sevirlr_tiny.yaml --init runs/00001-sevirlr_tiny-ldm
 
 Without ``--data`` the cached synthetic SEVIR-LR store is used (built on first use, with a message).
-Each run writes ``runs/NNNNN-<name>/`` (config.json, log.txt, metrics.json, checkpoints/,
-model.pt); running the same command again resumes the newest run of that name and configuration
-from its last checkpoint, continuing exactly where it stopped. Under ``torchrun --nproc_per_node N``
-the batch is spread over N processes (gloo on CPU, NCCL on GPU). Bad options or files: one message,
-exit status 2.
+Each run writes ``runs/NNNNN-<name>/`` (config.json, log.txt, metrics.json, checkpoints or
+state.pt, and the result: model.pt, or solver.pt for ``spanlift``); running the same command
+again resumes the newest run of that name and configuration, continuing where it stopped. Under
+``torchrun --nproc_per_node N`` the vae/ldm/align batch is spread over N processes (gloo on CPU,
+NCCL on GPU). Bad options or files: one message, exit status 2.
 """
 
 from __future__ import annotations
@@ -28,8 +38,8 @@ def _parser() -> argparse.ArgumentParser:
                                 epilog="Flags override the YAML file, which overrides the defaults of "
                                        "nowcast.training.config.TrainConfig.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", choices=("vae", "ldm", "align"), default=None,
-                   help="what to train (default: the config's stage, else ldm)")
+    p.add_argument("--stage", choices=("spanlift", "vae", "ldm", "align"), default=None,
+                   help="what to train (default: the config's stage, else spanlift)")
     p.add_argument("--config", default=None, help="YAML file, e.g. configs/sevirlr_tiny.yaml")
     p.add_argument("--data", default=None, help="zarr store (default: the cached synthetic SEVIR-LR store)")
     p.add_argument("--init", default=None, help="ldm: the VAE (model file or vae run dir); "
@@ -42,6 +52,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help="learning rate")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="where to train")
     p.add_argument("--seed", type=int, default=None, help="seed of data order, noise and initialisation")
+    g = p.add_argument_group("spanlift stage")
+    g.add_argument("--loss", choices=("mse", "inception", "lpips"), default=None,
+                   help="endpoint loss: latent MSE, Inception-v3 features or LPIPS of the decoded frames "
+                        "(default mse; lpips needs the AlexNet weights)")
+    g.add_argument("--target", choices=("teacher", "target"), default=None,
+                   help="match the teacher's endpoints or the observed future frames (default teacher)")
+    g.add_argument("--model", default=None, help="the frozen nowcaster: default, a model file or an ldm run dir")
+    g.add_argument("--solver", choices=("spanlift", "dyweight"), default=None,
+                   help="what is learned (default spanlift)")
+    g.add_argument("--base", default=None,
+                   help="base solver SOLVER:STEPS (default ddim:5) or a trained solver file/run dir")
+    g.add_argument("--teacher", default=None, help="teacher SOLVER:STEPS (default ddim:100)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any config key, e.g. --set val_every=200 --set unet.base_units=64 (repeatable)")
     p.add_argument("--new-run", action="store_true", help="start a new run even if a resumable one exists")
@@ -56,7 +78,9 @@ def _resolve(args):
     overrides = [parse_override(s) for s in args.set]
     for flag, key in (("data", "data"), ("init", "init"), ("name", "name"), ("runs_dir", "runs_dir"),
                       ("steps", "max_steps"), ("batch_size", "batch_size"), ("grad_accum", "grad_accum"),
-                      ("lr", "lr"), ("device", "device"), ("seed", "seed")):
+                      ("lr", "lr"), ("device", "device"), ("seed", "seed"), ("loss", "spanlift.loss"),
+                      ("target", "spanlift.target"), ("model", "spanlift.model"), ("solver", "spanlift.solver"),
+                      ("base", "spanlift.base"), ("teacher", "spanlift.teacher")):
         if getattr(args, flag) is not None:
             overrides.append((key, getattr(args, flag)))
     return load_config(args.config, args.stage, overrides)
@@ -83,7 +107,14 @@ def run(cfg, progress: bool = True, new_run: bool = False, on_step=None) -> str:
         store = dist.broadcast(store)
         if not dist.main:
             store = synthetic_store(cfg.synthetic_events, progress=False)
-    stage = build_stage(cfg, store, device, progress=progress and dist.main)   # bad input fails before any file
+    if cfg.stage == "spanlift":
+        if dist.world > 1:
+            raise ValueError("the spanlift stage runs in one process; start it without torchrun")
+        from .training.solver_stage import build_solver_job
+
+        stage = build_solver_job(cfg, store, device)           # bad input fails before any file
+    else:
+        stage = build_stage(cfg, store, device, progress=progress and dist.main)
     config = cfg.to_dict()
     run_dir = None
     if dist.main:
@@ -97,8 +128,20 @@ def run(cfg, progress: bool = True, new_run: bool = False, on_step=None) -> str:
     run_dir = dist.broadcast(str(run_dir) if run_dir else None)
     meta = {"command": " ".join(["python -m nowcast.train", *sys.argv[1:]]), "config": config, "data": store,
             "commit": git_commit(), "machine": machine(), "world_size": dist.world}
-    train(cfg, stage, RunDir(run_dir) if dist.main else None, dist, device, progress=progress, meta=meta,
-          on_step=on_step)
+    if cfg.stage == "spanlift":
+        from tqdm.auto import tqdm
+
+        rd = RunDir(run_dir)
+
+        def log(message: str) -> None:
+            rd.log(message)
+            tqdm.write(message, file=sys.stderr)
+
+        stage.run(cfg, run_dir, progress=progress, log=log)
+        rd.log(f"wrote {run_dir}/solver.pt")
+    else:
+        train(cfg, stage, RunDir(run_dir) if dist.main else None, dist, device, progress=progress, meta=meta,
+              on_step=on_step)
     return run_dir
 
 

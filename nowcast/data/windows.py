@@ -23,7 +23,7 @@ import torch
 from ..solvers.core import lookup
 from .codec import MISSING
 
-__all__ = ["Task", "TASKS", "get_task", "WindowDataset", "read_split"]
+__all__ = ["Task", "TASKS", "get_task", "WindowDataset", "read_split", "window_frames"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,11 @@ def read_split(store: str, split: str) -> list:
 
     with fsspec.open(f"{splits_dir(store)}/{split}.txt", "r") as f:
         return [line.strip() for line in f if line.strip()]
+
+
+def window_frames(item: dict) -> torch.Tensor:
+    """``(T, H, W)`` float frames (byte/255) of a :class:`WindowDataset` item, missing pixels set to 0."""
+    return torch.where(item["missing"], 0.0, item["x"])[:, 0]
 
 
 class WindowDataset(torch.utils.data.Dataset):

@@ -161,6 +161,16 @@ class LatentDiffusion(nn.Module):
         c = self.unet.cfg
         return (c.target_frames, c.latent_channels, c.height, c.width)
 
+    def solver_grid(self, steps: int, spacing: str = "leading", device=None) -> torch.Tensor:
+        """The σ grid (``steps + 1`` points, float64) that ``steps`` DDIM-spaced solver steps follow."""
+        return vp_sigmas(self.alphas_cumprod, steps, spacing).to(device or self.alphas_cumprod.device)
+
+    @staticmethod
+    def prior_state(noise: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+        """The σ-space start ``x = z_T·√(1 + σ_0²)`` of standard normal latents ``z_T`` (as diffusers
+        starts DDIM from the VP prior)."""
+        return noise * (1 + sigmas[0].to(torch.float64) ** 2).sqrt().to(noise.dtype)
+
     @torch.no_grad()
     def sample_latents(self, z_c: torch.Tensor, seeds, solver: str | object = "ddim", steps: int = 50,
                        spacing: str = "leading", progress: bool = False, alignment: dict | None = None,
@@ -211,10 +221,8 @@ class LatentDiffusion(nn.Module):
                             progress=progress)
         else:
             solv = get_solver(solver) if isinstance(solver, str) else solver
-            sigmas = vp_sigmas(self.alphas_cumprod, steps, spacing).to(dev)
-            # VP prior z_T ~ N(0, I) is x_T = z_T·√(1 + σ_T²) in σ-space (as diffusers starts DDIM)
-            x0 = x_T * (1 + sigmas[0].to(torch.float64) ** 2).sqrt().to(dtype)
-            z = rollout(den, x0, sigmas, solv, cond=cond, **rollout_kwargs).x
+            sigmas = self.solver_grid(steps, spacing, dev)
+            z = rollout(den, self.prior_state(x_T, sigmas), sigmas, solv, cond=cond, **rollout_kwargs).x
         return z.reshape(b, m, *z.shape[1:])
 
     @torch.no_grad()

@@ -28,10 +28,12 @@ from .unet import SpaceTimeUNet, UNetConfig
 from .vae import FrameVAE, VAEConfig
 
 __all__ = ["PRETRAINED", "LoadedModel", "resolve_model", "save_vae", "save_model", "load_vae", "load_model",
-           "read_meta"]
+           "read_meta", "PRETRAINED_SOLVERS", "resolve_solver", "load_trained_solver"]
 
 #: Models shipped with the package: name → file under ``nowcast/models/weights``.
 PRETRAINED = {"default": "default.pt"}
+#: Learned solvers shipped with the package (trained for the model of the same name).
+PRETRAINED_SOLVERS = {"default": "default-spanlift.pt"}
 FORMAT, VERSION = "nowcast-model", 1
 
 
@@ -60,6 +62,61 @@ class LoadedModel:
     path: Path | None = None
 
 
+def _shipped(filename: str) -> Path:
+    from importlib.resources import files
+
+    return Path(str(files("nowcast.models") / "weights" / filename))
+
+
+def resolve_solver(name_or_path: str | os.PathLike) -> Path:
+    """The file of a learned solver: a name (``default``), a solver file, or a ``spanlift`` training
+    run directory holding ``solver.pt``.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming what was looked for.
+    """
+    key = str(name_or_path)
+    if key in PRETRAINED_SOLVERS:
+        path = _shipped(PRETRAINED_SOLVERS[key])
+        if not path.is_file():
+            raise FileNotFoundError(f"the shipped solver {key!r} is missing from the installation ({path})")
+        return path
+    path = Path(key)
+    if path.is_dir():
+        path = path / "solver.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"no learned solver at {name_or_path!r}: give a name ({sorted(PRETRAINED_SOLVERS)}), "
+                                "a solver file, or a spanlift training run directory holding solver.pt "
+                                "(a run writes it when its training finishes)")
+    return path
+
+
+def load_trained_solver(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple:
+    """A learned solver trained for a nowcaster, and its metadata.
+
+    Returns
+    -------
+    tuple
+        ``(solver, meta)``; ``meta['steps']`` is the number of steps it was trained for,
+        ``meta['model_sha256']`` identifies the model file it was trained with.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        For a missing file or one that is not a nowcast solver file.
+    """
+    from ..solvers.registry import load_solver
+
+    path = resolve_solver(name_or_path)
+    solver, meta = load_solver(path, map_location=device)
+    if "steps" not in meta:
+        raise ValueError(f"{path} is a solver file without the nowcast metadata (steps, model) of "
+                         "`python -m nowcast.train --stage spanlift`")
+    return solver.to(device).eval(), meta
+
+
 def resolve_model(name_or_path: str | os.PathLike) -> Path:
     """The file of a model name (``default``), a model file or a run directory with ``model.pt``.
 
@@ -70,9 +127,7 @@ def resolve_model(name_or_path: str | os.PathLike) -> Path:
     """
     key = str(name_or_path)
     if key in PRETRAINED:
-        from importlib.resources import files
-
-        path = Path(str(files("nowcast.models") / "weights" / PRETRAINED[key]))
+        path = _shipped(PRETRAINED[key])
         if not path.is_file():
             raise FileNotFoundError(f"the shipped model {key!r} is missing from the installation ({path})")
         return path

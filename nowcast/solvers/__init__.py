@@ -14,7 +14,7 @@ from .denoisers import (CFGDenoiser, Denoiser, EDMPrecond, FlowDenoiser, VPDenoi
                         make_betas)
 from .dyweight import DyWeight
 from .multistep import IPNDM, DPMSolverPP, UniPC
-from .registry import (BASE_SOLVERS, LEARNED_SOLVERS, SOLVERS, get_solver, load_solver,
+from .registry import (BASE_SOLVERS, LEARNED_SOLVERS, SOLVERS, get_solver, load_solver, parse_solver_spec,
                        save_solver, solver_from_config, solver_to_config)
 from .rollout import RolloutResult, rollout, sample
 from .schedules import (edm_sigmas, flow_sigmas, flow_times, get_schedule, logsnr_sigmas,
@@ -26,7 +26,7 @@ __all__ = [
     "CountingDenoiser", "Entry", "Solver", "Step", "StepContext",
     "CFGDenoiser", "Denoiser", "EDMPrecond", "FlowDenoiser", "VPDenoiser", "edm_scalings",
     "make_betas", "DyWeight", "IPNDM", "DPMSolverPP", "UniPC", "BASE_SOLVERS", "LEARNED_SOLVERS",
-    "SOLVERS", "get_solver", "load_solver", "save_solver", "solver_from_config",
+    "SOLVERS", "get_solver", "load_solver", "parse_solver_spec", "save_solver", "solver_from_config",
     "solver_to_config", "RolloutResult", "rollout", "sample", "edm_sigmas", "flow_sigmas",
     "flow_times", "get_schedule", "logsnr_sigmas", "time_uniform_sigmas", "vp_sigmas",
     "vp_timesteps", "DPM2", "Euler", "Heun", "ResidualOperator", "SpanLift",

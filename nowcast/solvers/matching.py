@@ -182,7 +182,9 @@ def train_endpoint_matching(student: Solver, denoiser: Callable, sigmas: torch.T
                             batches: Callable[[int, torch.Generator], Batch], val: Batch,
                             config: MatchingConfig = MatchingConfig(),
                             run_dir: str | Path | None = None, progress: bool = False,
-                            log: Callable[[str], None] | None = None) -> MatchingResult:
+                            log: Callable[[str], None] | None = None,
+                            loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+                            ) -> MatchingResult:
     """Train a learned solver by endpoint teacher matching.
 
     Parameters
@@ -208,6 +210,9 @@ def train_endpoint_matching(student: Solver, denoiser: Callable, sigmas: torch.T
         Show a tqdm progress bar.
     log : callable, optional
         Receives one line per validation.
+    loss_fn : callable, optional
+        ``loss_fn(pred, target) -> (B,)`` used instead of the registry loss ``config.loss`` (which
+        then only names it), e.g. a perceptual loss bound to a decoder.
 
     Returns
     -------
@@ -216,7 +221,7 @@ def train_endpoint_matching(student: Solver, denoiser: Callable, sigmas: torch.T
     params = [p for p in student.parameters() if p.requires_grad]
     if not params:
         raise ValueError(f"solver {student.name!r} has no trainable parameters")
-    loss_fn = get_loss(config.loss)
+    loss_fn = loss_fn or get_loss(config.loss)
     opt = torch.optim.Adam(student.param_groups(config.lr), lr=config.lr, betas=config.betas)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(config))
     gen = torch.Generator().manual_seed(config.seed)

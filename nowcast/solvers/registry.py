@@ -23,7 +23,7 @@ from .singlestep import DPM2, Euler, Heun
 from .spanlift import SpanLift
 
 __all__ = ["SOLVERS", "BASE_SOLVERS", "LEARNED_SOLVERS", "get_solver", "solver_from_config",
-           "solver_to_config", "save_solver", "load_solver", "atomic_save"]
+           "solver_to_config", "save_solver", "load_solver", "atomic_save", "parse_solver_spec"]
 
 SOLVER_FORMAT = "nowcast.solver/1"
 
@@ -74,6 +74,21 @@ def get_solver(name: str, **kwargs) -> Solver:
         For an unknown name, listing the available ones.
     """
     return lookup(SOLVERS, "solver", name)(**kwargs)
+
+
+def parse_solver_spec(text: str) -> tuple[str, int]:
+    """``'ddim:100'`` → ``('ddim', 100)``: a registry solver name and a number of steps.
+
+    Raises
+    ------
+    ValueError
+        For a malformed specification or an unknown solver.
+    """
+    name, sep, steps = str(text).partition(":")
+    if not sep or not steps.isdigit() or int(steps) < 1:
+        raise ValueError(f"{text!r}: expected SOLVER:STEPS, e.g. ddim:100 or ipndm:5")
+    lookup(SOLVERS, "solver", name)
+    return name.lower(), int(steps)
 
 
 def solver_to_config(solver: Solver) -> dict:

@@ -134,6 +134,9 @@ class SpanLift(Solver):
         the operator's.
     sigma_data : float
         Data scale of the state (0.5 for images in [−1, 1]) used by the residual scaling.
+    channel_axis : int
+        Axis of the state that holds channels (1 for ``(B, C, *S)``; 2 for sequences of latents
+        ``(B, T, C, H, W)``, which the operator then sees as ``(B, C, T, H, W)``).
     """
 
     name = "spanlift"
@@ -141,8 +144,10 @@ class SpanLift(Solver):
     def __init__(self, base: Solver, num_steps: int, channels: int, history: int = 3,
                  hidden: int = 64, blocks: int = 2, spatial_dims: int = 2, kernel_size: int = 3,
                  padding_mode: str = "zeros", train_base: bool = False, scalar_lr_scale: float = 1.0,
-                 sigma_data: float = 0.5):
+                 sigma_data: float = 0.5, channel_axis: int = 1):
         super().__init__()
+        if channel_axis < 1:
+            raise ValueError(f"channel_axis must be >= 1 (axis 0 is the batch), got {channel_axis}")
         if history < 1:
             raise ValueError(f"history must be >= 1, got {history}")
         self.base = base
@@ -153,6 +158,7 @@ class SpanLift(Solver):
         self.train_base = train_base
         self.scalar_lr_scale = scalar_lr_scale
         self.sigma_data = sigma_data
+        self.channel_axis = channel_axis
         for p in base.parameters():
             p.requires_grad_(train_base)
         self.alpha = nn.Parameter(torch.ones(num_steps))
@@ -163,7 +169,7 @@ class SpanLift(Solver):
         return {"base": {"name": self.base.name, **self.base.config()}, "num_steps": self.num_steps,
                 "channels": self.channels, "history": self.history, "train_base": self.train_base,
                 "scalar_lr_scale": self.scalar_lr_scale, "sigma_data": self.sigma_data,
-                **self.shape_kwargs}
+                "channel_axis": self.channel_axis, **self.shape_kwargs}
 
     def param_groups(self, lr: float) -> list:
         """The operator at ``lr``; α, β (and a trained base) at ``lr·scalar_lr_scale``."""
@@ -177,14 +183,16 @@ class SpanLift(Solver):
         return self.base.eval_sigma(n, sigma)
 
     def operator_input(self, x: torch.Tensor, buffer: list) -> torch.Tensor:
-        """``z_n``: the state and the last ``history`` velocities, each RMS-normalised per sample."""
-        parts = [x / _rms(x)]
+        """``z_n``: the state and the last ``history`` velocities, each RMS-normalised per sample,
+        stacked along channels in the operator's ``(B, C, *S)`` layout."""
+        ax = self.channel_axis
+        parts = [(x / _rms(x)).movedim(ax, 1)]
         for k in range(1, self.history + 1):
             if k <= len(buffer):
                 d = buffer[-k].d
-                parts.append(d / _rms(d))
+                parts.append((d / _rms(d)).movedim(ax, 1))
             else:
-                parts.append(torch.zeros_like(x))
+                parts.append(torch.zeros_like(parts[0]))
         return torch.cat(parts, dim=1)
 
     def step(self, ctx: StepContext) -> Step:  # noqa: D102
@@ -196,7 +204,7 @@ class SpanLift(Solver):
         op_dtype = self.operator.stem.weight.dtype
         z = self.operator_input(res.x, ctx.buffer).to(op_dtype)
         c = step_condition(ctx.sigma, res.h).to(z.device)
-        r = self.operator(z, c).to(res.u.dtype)
+        r = self.operator(z, c).to(res.u.dtype).movedim(1, self.channel_axis)
         damping = min(1.0, self.sigma_data / float(ctx.sigma))
         correction = self.beta[n].to(r.dtype) * (damping * _rms(d)) * r
         u = self.alpha[n].to(res.u.dtype) * res.u + correction

@@ -22,10 +22,13 @@ from pathlib import Path
 
 from ..config import DictConfig
 
-__all__ = ["STAGES", "TrainConfig", "load_config", "parse_override"]
+__all__ = ["STAGES", "STAGE_DEFAULTS", "TrainConfig", "load_config", "parse_override"]
 
-STAGES = ("vae", "ldm", "align")
-_MODEL_SECTIONS = ("vae", "unet", "diffusion", "alignment")
+STAGES = ("spanlift", "vae", "ldm", "align")
+_MODEL_SECTIONS = ("vae", "unet", "diffusion", "alignment", "spanlift")
+#: Defaults of a stage that differ from the dataclass's (applied under the YAML file).
+STAGE_DEFAULTS = {"spanlift": {"batch_size": 4, "lr": 1e-3, "max_steps": 300, "warmup_steps": 30,
+                               "lr_schedule": "cosine", "val_every": 50, "ckpt_every": 50}}
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,8 @@ class TrainConfig(DictConfig):
     Attributes
     ----------
     stage : str
-        ``vae``, ``ldm`` or ``align``.
+        ``spanlift`` (a learned few-step solver for a trained nowcaster), ``vae``, ``ldm`` or
+        ``align``. :data:`STAGE_DEFAULTS` changes some defaults for ``spanlift``.
     name : str
         Run name (directory ``runs_dir/NNNNN-<name>``); default ``<config stem>-<stage>``.
     runs_dir : str
@@ -80,12 +84,15 @@ class TrainConfig(DictConfig):
         ``train_stride``-th frame and are not augmented.
     train_stride : int
         Start-frame stride of training windows in the latent cache (0: the task's stride).
+    spanlift : dict
+        The ``spanlift`` stage's settings (model, solver, base, teacher, loss, target, …): see
+        :class:`nowcast.training.solver_stage.SolverSection`.
     vae, unet, diffusion, alignment : dict
         Overrides of the model configs. ``diffusion.scale_factor: 0`` means "automatic": the
         ``ldm`` stage sets it to 1/std of the VAE's train latents (stored in the exported model).
     """
 
-    stage: str = "ldm"
+    stage: str = "spanlift"
     name: str = ""
     runs_dir: str = "runs"
     task: str = "sevirlr"
@@ -120,6 +127,7 @@ class TrainConfig(DictConfig):
     unet: dict = field(default_factory=dict)
     diffusion: dict = field(default_factory=dict)
     alignment: dict = field(default_factory=dict)
+    spanlift: dict = field(default_factory=dict)
 
     def __post_init__(self):
         for f in fields(self):             # YAML 1.1 reads 1e-3 (no dot) as a string
@@ -140,6 +148,10 @@ class TrainConfig(DictConfig):
             raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.stage == "spanlift":
+            from .solver_stage import SolverSection
+
+            SolverSection.from_dict(self.spanlift)          # unknown keys and bad values fail here
 
     def to_json(self) -> str:
         """The resolved configuration as indented JSON."""
@@ -188,8 +200,8 @@ def load_config(path: str | None = None, stage: str | None = None, overrides=())
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
         raise ValueError(f"{path}: unknown stages {unknown}; available: {list(STAGES)}")
-    merged = {k: (dict(v) if k in _MODEL_SECTIONS else v) for k, v in data.items()}
-    stage = stage or merged.get("stage", TrainConfig.stage)
+    stage = stage or data.get("stage", TrainConfig.stage)
+    merged = {**STAGE_DEFAULTS.get(stage, {}), **{k: (dict(v) if k in _MODEL_SECTIONS else v) for k, v in data.items()}}
     merged["stage"] = stage
     for key, value in (stages.get(stage) or {}).items():
         if key in _MODEL_SECTIONS:
@@ -211,4 +223,10 @@ def load_config(path: str | None = None, stage: str | None = None, overrides=())
     if bad:
         raise ValueError(f"unknown config keys {bad}; known: {sorted(known)}")
     cfg = TrainConfig.from_dict(merged)
-    return cfg if cfg.name else replace(cfg, name=stage)
+    if cfg.name:
+        return cfg
+    if stage == "spanlift":
+        from .solver_stage import default_run_name
+
+        return replace(cfg, name=default_run_name(cfg.spanlift))
+    return replace(cfg, name=stage)

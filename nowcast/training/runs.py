@@ -34,7 +34,8 @@ def find_resumable(runs_dir: str | os.PathLike, name: str, config: dict) -> Path
             saved = json.loads((d / "config.json").read_text())
         except (OSError, ValueError):
             continue
-        if _comparable(saved) == _comparable(config) and latest_checkpoint(d) is not None:
+        resumable = latest_checkpoint(d) is not None or (d / "state.pt").is_file()   # state.pt: spanlift
+        if _comparable(saved) == _comparable(config) and resumable:
             return d
     return None
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..data.codec import MISSING, from_unit
-from ..data.windows import WindowDataset, get_task
+from ..data.windows import WindowDataset, get_task, window_frames
 from ..models.alignment import AlignmentConfig, AlignmentNet, alignment_loss
 from ..models.ema import EMA
 from ..models.ldm import DiffusionConfig, LatentDiffusion
@@ -46,11 +46,6 @@ def model_configs(cfg: TrainConfig, frame_hw: tuple) -> tuple:
     align = AlignmentConfig.from_dict({"latent_channels": vae.latent_channels, "target_frames": task.out_len,
                                        "height": h, "width": w, **cfg.alignment})
     return vae, unet, DiffusionConfig.from_dict(cfg.diffusion), align
-
-
-def _frames(item: dict) -> torch.Tensor:
-    """``(T, H, W)`` float frames with missing pixels set to 0."""
-    return torch.where(item["missing"], 0.0, item["x"])[:, 0]
 
 
 def _optimizer(cfg: TrainConfig, betas=None):
@@ -115,7 +110,7 @@ def _vae_stage(cfg: TrainConfig, store: str, device: torch.device) -> Stage:
         rng = np.random.default_rng(step_seed(cfg.seed, step, micro, rank, 1))
         windows = rng.integers(len(data), size=cfg.batch_size)
         frames = rng.integers(n_frames, size=cfg.batch_size)
-        return torch.stack([_frames(data[int(w)])[int(f)] for w, f in zip(windows, frames)])[:, None]
+        return torch.stack([window_frames(data[int(w)])[int(f)] for w, f in zip(windows, frames)])[:, None]
 
     def compute(x, step, generator):
         loss, parts = vae_loss(vae, x, step, disc, generator)
@@ -135,7 +130,7 @@ def _vae_stage(cfg: TrainConfig, store: str, device: torch.device) -> Stage:
         vae.eval()
         acc = EvaluationAccumulator(n_lead=n_frames, fss=False, lpips=None)   # frames as 'leads'
         for item in val:
-            x = _frames(item)[:, None].to(device)
+            x = window_frames(item)[:, None].to(device)
             rec = vae(x, sample=False)[0]
             acc.update(_bytes(rec)[None, None, :, 0], _bytes(x)[None, :, 0])
         vae.train()
@@ -178,7 +173,7 @@ def _ldm_stage(cfg: TrainConfig, store: str, device: torch.device, progress: boo
     else:
         some = [data[int(i)] for i in np.linspace(0, len(data) - 1, min(len(data), 32)).round()]
         with torch.no_grad():
-            post = vae.encode(torch.cat([_frames(it)[:, None] for it in some]).to(device))
+            post = vae.encode(torch.cat([window_frames(it)[:, None] for it in some]).to(device))
         mean, std = post.mean.cpu(), post.std.cpu()
     if dcfg.scale_factor <= 0:       # auto: unit variance of the posterior samples (scale_by_std)
         dcfg = replace(dcfg, scale_factor=float(1.0 / (mean.var() + std.pow(2).mean()).sqrt()))
@@ -207,7 +202,7 @@ def _ldm_stage(cfg: TrainConfig, store: str, device: torch.device, progress: boo
     else:
         def sample(step, micro, rank):
             rng = np.random.default_rng(step_seed(cfg.seed, step, micro, rank, 2))
-            return torch.stack([_frames(data[int(i)]) for i in rng.integers(len(data), size=cfg.batch_size)])
+            return torch.stack([window_frames(data[int(i)]) for i in rng.integers(len(data), size=cfg.batch_size)])
 
         def compute(x, step, generator):
             loss, parts = ldm.loss(x[:, :task.in_len], x[:, task.in_len:], generator)
@@ -224,7 +219,7 @@ def _ldm_stage(cfg: TrainConfig, store: str, device: torch.device, progress: boo
         with ema.swapped(ldm):
             ldm.eval()
             for item in val:
-                x = _frames(item)[None].to(device)
+                x = window_frames(item)[None].to(device)
                 pred = ldm.forecast(x[:, :task.in_len], seeds=range(cfg.val_members), solver="ddim",
                                     steps=cfg.val_steps)
                 acc.update(_bytes(pred), _bytes(x[:, task.in_len:]))
@@ -255,7 +250,7 @@ def _align_stage(cfg: TrainConfig, store: str, device: torch.device) -> Stage:
 
     def sample(step, micro, rank):
         rng = np.random.default_rng(step_seed(cfg.seed, step, micro, rank, 3))
-        return torch.stack([_frames(data[int(i)])[task.in_len:]
+        return torch.stack([window_frames(data[int(i)])[task.in_len:]
                             for i in rng.integers(len(data), size=cfg.batch_size)])
 
     def compute(target, step, generator):
@@ -269,7 +264,7 @@ def _align_stage(cfg: TrainConfig, store: str, device: torch.device) -> Stage:
         g = torch.Generator().manual_seed(cfg.seed)
         with ema.swapped(align):
             align.eval()
-            losses = [float(alignment_loss(align, ldm, _frames(it)[None, task.in_len:].to(device), g)) for it in val]
+            losses = [float(alignment_loss(align, ldm, window_frames(it)[None, task.in_len:].to(device), g)) for it in val]
             align.train()
         return {"align_MSE": float(np.mean(losses)) if losses else float("nan")}
 
