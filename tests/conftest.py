@@ -14,3 +14,23 @@ def tiny_store(tmp_path_factory):
     store = str(tmp_path_factory.mktemp("store") / "lr.zarr")
     build_store(str(root), store, BuildConfig(lr=True))
     return store
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory):
+    """An exported (untrained, seeded) tiny SEVIR-LR nowcaster for the 32² ``tiny_store`` frames."""
+    import torch
+
+    from nowcast.models.ldm import DiffusionConfig, LatentDiffusion
+    from nowcast.models.pretrained import save_model
+    from nowcast.models.unet import SpaceTimeUNet, UNetConfig
+    from nowcast.models.vae import FrameVAE, VAEConfig
+
+    torch.manual_seed(0)
+    vae = FrameVAE(VAEConfig(block_out_channels=(8, 16, 16, 16), layers_per_block=1, latent_channels=4,
+                             norm_groups=4))
+    unet = SpaceTimeUNet(UNetConfig(latent_channels=4, context_frames=7, target_frames=6, height=4, width=4,
+                                    base_units=16, depth=(1, 1), heads=2, dropout=0.0, norm_groups=4))
+    path = tmp_path_factory.mktemp("models") / "tiny.pt"
+    save_model(path, LatentDiffusion(vae, unet, DiffusionConfig()).eval(), "sevirlr")
+    return str(path)

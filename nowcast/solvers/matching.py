@@ -79,6 +79,15 @@ class TeacherPool:
     def __len__(self) -> int:
         return len(self.x)
 
+    def state_dict(self) -> dict:
+        """Position in the current pass (saved with the training state, so a resumed run draws the
+        same batches as an uninterrupted one)."""
+        return {"order": self._order, "pos": self._pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`."""
+        self._order, self._pos = state["order"], int(state["pos"])
+
     def __call__(self, batch_size: int, generator: torch.Generator) -> Batch:
         """Next ``batch_size`` pairs."""
         if self._order is None or self._pos + batch_size > len(self.x):
@@ -198,7 +207,8 @@ def train_endpoint_matching(student: Solver, denoiser: Callable, sigmas: torch.T
         The student's σ grid (K + 1 points).
     batches : callable
         ``batches(batch_size, generator) -> Batch``: fresh initial states and targets
-        (e.g. a :class:`TeacherPool` or a function that runs a teacher on new noise).
+        (e.g. a :class:`TeacherPool` or a function that runs a teacher on new noise). A source
+        with ``state_dict``/``load_state_dict`` has its state saved and restored with the run.
     val : Batch
         Fixed validation set.
     config : MatchingConfig
@@ -234,6 +244,8 @@ def train_endpoint_matching(student: Solver, denoiser: Callable, sigmas: torch.T
         sched.load_state_dict(st["scheduler"])
         gen.set_state(st["generator"])
         start, history, elapsed = st["iteration"], st["history"], st["seconds"]
+        if st.get("batches") is not None and hasattr(batches, "load_state_dict"):
+            batches.load_state_dict(st["batches"])
         best_state, best_val, best_it, init_val = st["best"], st["best_val"], st["best_iteration"], st["init_val"]
     else:
         init_val = evaluate_endpoint(student, denoiser, sigmas, val, loss_fn, config.afs)
@@ -247,7 +259,8 @@ def train_endpoint_matching(student: Solver, denoiser: Callable, sigmas: torch.T
                      "scheduler": sched.state_dict(), "generator": gen.get_state(),
                      "iteration": it, "history": history, "seconds": elapsed,
                      "best": best_state, "best_val": best_val, "best_iteration": best_it,
-                     "init_val": init_val}, state_path)
+                     "init_val": init_val,
+                     "batches": batches.state_dict() if hasattr(batches, "state_dict") else None}, state_path)
 
     bar = None
     if progress:

@@ -238,7 +238,7 @@ class SolverJob:
         meta = {"steps": self.steps, "spacing": "leading", "afs": s.afs, "model": s.model,
                 "model_sha256": file_digest(self.model_path), "task": self.task.name, "base": self.base_text,
                 "teacher": s.teacher if s.target == "teacher" else None, "loss": s.loss, "target": s.target,
-                "nfe": self.steps * self.student.evals_per_step - int(s.afs), "training": result.to_dict()}
+                "nfe": self.student.nfe(self.steps, s.afs), "training": result.to_dict()}
         save_solver(Path(run_dir) / "solver.pt", self.student, meta)
         return result
 

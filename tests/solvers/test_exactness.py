@@ -160,6 +160,27 @@ def test_spanlift_correction_adds_no_nfe():
     assert not torch.allclose(a.x, b.x)
 
 
+def test_spanlift_on_time_major_states_equals_the_channel_first_layout():
+    """A ``(B, T, C, H, W)`` state with ``channel_axis=2`` is the ``(B, C, T, H, W)`` state with the same
+    operator weights, transposed — the denoiser acting on each layout alike."""
+    torch.manual_seed(0)
+    K = 3
+    a = SpanLift(get_solver("ipndm"), num_steps=K, channels=2, spatial_dims=3, hidden=8)
+    torch.nn.init.normal_(a.operator.head.weight, std=0.2)
+    b = SpanLift(get_solver("ipndm"), num_steps=K, channels=2, spatial_dims=3, hidden=8, channel_axis=2)
+    b.load_state_dict(a.state_dict())
+    mu = torch.randn(1, 2, 3, 5, 5)
+    den_cf = lambda x, s, c=None: torch.tanh(x / (1 + s)) + mu  # noqa: E731
+    den_tm = lambda x, s, c=None: torch.tanh(x / (1 + s)) + mu.transpose(1, 2)  # noqa: E731
+    x = torch.randn(2, 2, 3, 5, 5) * 80
+    ya = rollout(den_cf, x, edm_sigmas(K), a).x
+    yb = rollout(den_tm, x.transpose(1, 2), edm_sigmas(K), b).x
+    torch.testing.assert_close(yb.transpose(1, 2), ya, rtol=1e-6, atol=1e-5)
+    assert not torch.allclose(ya, rollout(den_cf, x, edm_sigmas(K), get_solver("ipndm")).x)
+    with pytest.raises(ValueError, match="channel_axis"):
+        SpanLift(get_solver("ipndm"), num_steps=K, channels=2, channel_axis=0)
+
+
 def test_solver_errors():
     with pytest.raises(ValueError, match="available"):
         get_solver("rk45")

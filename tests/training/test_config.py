@@ -16,7 +16,11 @@ def test_precedence_defaults_yaml_stage_flags(tiny_config):
     assert cfg.unet["base_units"] == 24 and cfg.unet["heads"] == 2
     assert cfg.name == "tiny-ldm"
     assert load_config(tiny_config, "vae").batch_size == 4
-    assert load_config(None, None).stage == "ldm" and load_config(None, None).lr == 1e-4
+    assert load_config(None, "ldm").lr == 1e-4           # the dataclass default
+    sl = load_config(None, None, [("spanlift.loss", "inception")])
+    assert sl.stage == "spanlift" and sl.lr == 1e-3 and sl.max_steps == 300      # the stage's own defaults
+    assert sl.name == "spanlift-ddim5-inception-teacher"
+    assert load_config(None, None, [("lr", 0.1)]).lr == 0.1
 
 
 def test_parse_override_reads_yaml_values():
@@ -38,6 +42,7 @@ def test_dry_run_prints_the_resolved_config(tiny_config, capsys):
     (["--set", "nonsense=1", "--dry-run"], "unknown config keys"),
     (["--set", "lr_schedule=linear", "--dry-run"], "lr_schedule"),
     (["--set", "unet=3", "--set", "what.x=1", "--dry-run"], "unknown section"),
+    (["--set", "spanlift.nope=1", "--dry-run"], "unknown SolverSection keys"),
 ])
 def test_bad_options_exit_2_with_one_message(argv, message, capsys):
     assert main(argv) == 2

@@ -1,0 +1,111 @@
+"""The ``spanlift`` stage of ``python -m nowcast.train``: CLI, resume, losses × targets, teacher cache."""
+
+import json
+
+import pytest
+import torch
+
+from nowcast.models.ldm import member_noise
+from nowcast.models.pretrained import load_model, load_trained_solver
+from nowcast.solvers.registry import load_solver
+from nowcast.train import main
+from nowcast.training.config import load_config
+from nowcast.training.solver_stage import build_solver_job
+from nowcast.training.teacher_cache import noise_seed, window_of
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NOWCAST_CACHE", str(tmp_path / "cache"))     # teacher caches per test
+
+
+def _args(model, store, runs, *extra):
+    return ["--model", model, "--data", store, "--runs-dir", str(runs), "--base", "ddim:2", "--teacher", "ddim:3",
+            "--batch-size", "2", "--set", "spanlift.teacher_samples=4", "--set", "spanlift.val_samples=2",
+            "--set", "spanlift.hidden=8", "--set", "val_every=1", "--set", "ckpt_every=1", "--no-progress",
+            "--device", "cpu", *extra]
+
+
+def _config(model, store, runs, **section):
+    over = [("data", store), ("runs_dir", str(runs)), ("device", "cpu"), ("batch_size", 1), ("max_steps", 1),
+            ("val_every", 1), ("spanlift.model", model), ("spanlift.base", "ddim:2"), ("spanlift.teacher", "ddim:3"),
+            ("spanlift.teacher_samples", 2), ("spanlift.val_samples", 1), ("spanlift.hidden", 8)]
+    return load_config(None, "spanlift", over + [(f"spanlift.{k}", v) for k, v in section.items()])
+
+
+def test_cli_trains_writes_a_solver_and_resumes_bit_identically(tiny_model_file, tiny_store, tmp_path):
+    assert main(_args(tiny_model_file, tiny_store, tmp_path / "a", "--steps", "4")) == 0
+    run_a = next((tmp_path / "a").iterdir())
+    assert run_a.name == "00000-spanlift-ddim2-mse-teacher"
+    solver_a, meta = load_solver(run_a / "solver.pt")
+    assert meta["steps"] == 2 and meta["nfe"] == 2 and meta["target"] == "teacher" and meta["teacher"] == "ddim:3"
+    # interrupted after 2 optimiser steps, then the same command with the full length resumes it
+    assert main(_args(tiny_model_file, tiny_store, tmp_path / "b", "--steps", "2")) == 0
+    assert main(_args(tiny_model_file, tiny_store, tmp_path / "b", "--steps", "4")) == 0
+    runs_b = list((tmp_path / "b").iterdir())
+    assert len(runs_b) == 1
+    solver_b, _ = load_solver(runs_b[0] / "solver.pt")
+    state = torch.load(runs_b[0] / "state.pt", weights_only=True)
+    assert state["iteration"] == 4
+    for k, v in solver_a.state_dict().items():
+        torch.testing.assert_close(solver_b.state_dict()[k], v, rtol=0, atol=0)
+    hist = json.loads((runs_b[0] / "metrics.json").read_text())["history"]
+    assert [h["iteration"] for h in hist] == [0, 1, 2, 3, 4]
+
+
+def test_bad_options_exit_2_without_a_run(tiny_model_file, tiny_store, tmp_path, capsys):
+    for extra, msg in ((["--base", "nope:5"], "unknown solver"), (["--teacher", "ddim"], "SOLVER:STEPS"),
+                       (["--model", str(tmp_path / "missing.pt")], "no model"),
+                       (["--loss", "lpips"], "AlexNet weights")):
+        assert main(_args(tiny_model_file, tiny_store, tmp_path / "runs", *extra)) == 2
+        assert msg in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("target", ["teacher", "target"])
+@pytest.mark.parametrize("loss", ["mse", "inception", "lpips"])
+def test_every_loss_and_target_trains(loss, target, tiny_model_file, tiny_store, tmp_path):
+    lpips_module = None
+    if loss == "lpips":                      # no AlexNet weights here: a seeded random trunk stands in
+        lpips = pytest.importorskip("lpips")
+        torch.manual_seed(0)
+        lpips_module = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)
+    cfg = _config(tiny_model_file, tiny_store, tmp_path, loss=loss, target=target)
+    job = build_solver_job(cfg, tiny_store, torch.device("cpu"), lpips_module=lpips_module)
+    result = job.run(cfg, tmp_path / "run", progress=False, log=lambda m: None)
+    assert [h["iteration"] for h in result.history] == [0, 1]
+    assert all(torch.isfinite(torch.tensor(h["val"])) for h in result.history)
+    _, meta = load_trained_solver(tmp_path / "run")
+    assert (meta["loss"], meta["target"]) == (loss, target)
+    # one optimiser step moved the student (gradients reached it through decoder and rollout)
+    assert result.history[1]["val"] != result.history[0]["val"]
+
+
+def test_teacher_cache_holds_the_teachers_endpoints_and_is_reused(tiny_model_file, tiny_store, tmp_path):
+    cfg = _config(tiny_model_file, tiny_store, tmp_path)
+    job = build_solver_job(cfg, tiny_store, torch.device("cpu"))
+    calls = []
+    hook = job.ldm.unet.register_forward_hook(lambda *a: calls.append(1))
+    first = job.teacher_pairs("train", 3, progress=False, log=lambda m: None)
+    assert len(calls) == 3                           # 3 pairs in one batch: 3 DDIM steps, one call each
+    # an independent sampling path: the model's own ensemble sampler from pair i's context and seed
+    ldm = load_model(tiny_model_file).ldm
+    from nowcast.data.windows import WindowDataset, window_frames
+    data = WindowDataset(tiny_store, "sevirlr", "train")
+    for i in range(3):
+        frames = window_frames(data[window_of(0, i, len(data))])[None, :7]
+        z = ldm.sample_latents(ldm.encode_context(frames), [noise_seed(0, i)], "ddim", 3)[0, 0]
+        torch.testing.assert_close(first.target[i], z, rtol=1e-5, atol=1e-5)
+        x0 = ldm.prior_state(member_noise(ldm.latent_shape(), [noise_seed(0, i)]), job.sigmas)[0]
+        torch.testing.assert_close(first.x[i], x0, rtol=0, atol=0)
+    calls.clear()
+    job2 = build_solver_job(cfg, tiny_store, torch.device("cpu"))
+    hook.remove()
+    hook = job2.ldm.unet.register_forward_hook(lambda *a: calls.append(1))
+    again = job2.teacher_pairs("train", 3, progress=False, log=lambda m: None)
+    assert calls == []                                           # a second run computes no teacher rollouts
+    torch.testing.assert_close(again.target, first.target, rtol=0, atol=0)
+    more = job2.teacher_pairs("train", 5, progress=False, log=lambda m: None)
+    assert len(calls) == 3                                       # only the 2 new pairs: one batch
+    torch.testing.assert_close(more.target[:3], first.target, rtol=0, atol=0)
+    hook.remove()
