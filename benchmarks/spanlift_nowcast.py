@@ -213,9 +213,10 @@ def main(argv=None) -> int:
     md += ["", f"{first.attrs['n_windows']} test windows × {args.members} members, the same windows and member seeds "
            f"for every sampler; every learned solver trained {args.iterations} steps (batch {args.batch_size}; "
            f"teacher pool {args.teacher_samples} DDIM-100 pairs). Scores pooled over the six lead times "
-           "(+10 … +60 min); CSI = CSI-M, HSS averaged over thresholds.", "",
-           "## Table 4 layout: few-step sampling", "", sampler_table(results), "",
+           "(+10 … +60 min); CSI = CSI-M, HSS averaged over thresholds. Laid out like the SpanLift paper's "
+           "Table 4:", "", sampler_table(results), "",
            f"LPIPS: {first.attrs.get('lpips', '')}", "",
+           "Acceptance (issue 6): " + "; ".join(f"{k} = {v}" for k, v in acceptance.items()), "",
            "## Table 5 layout: base solvers at 5 steps, without and with SpanLift (MSE, teacher)", "",
            "| base | method | CSI | CSI-16 | HSS | CRPS |", "|---|---|---|---|---|---|"]
     for row in table5:
@@ -237,7 +238,7 @@ def main(argv=None) -> int:
         o = c["overhead"]
         md.append(f"| {mname} | overhead | {o['params_pct']:+.2f}% | {o['flops_pct']:+.2f}% | "
                   f"{o['latency_pct']:+.1f}% | |")
-    md += ["", "## Acceptance (issue 6)", "", "```", *[f"{k}: {v}" for k, v in acceptance.items()], "```", ""]
+    md.append("")
     write_results(Path(args.out), "spanlift_nowcast", payload, md)
     return 0
 
