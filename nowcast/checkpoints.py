@@ -8,7 +8,6 @@ code from the file. Training checkpoints live in a run directory as
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from pathlib import Path
@@ -75,10 +74,9 @@ def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> list:
     return gone
 
 
+
 def file_digest(path: str | os.PathLike) -> str:
     """SHA-256 of a file (hex): the identity of a model file that solvers and caches are tied to."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from .hub import sha1sum
+
+    return sha1sum(path, "sha256")

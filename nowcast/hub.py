@@ -138,9 +138,9 @@ def _spec(spec: WeightSpec | str) -> WeightSpec:
 _VERIFIED: dict = {}
 
 
-def sha1sum(path: str | os.PathLike) -> str:
-    """SHA-1 hex digest of a file, read in 1 MiB blocks."""
-    h = hashlib.sha1()
+def sha1sum(path: str | os.PathLike, algorithm: str = "sha1") -> str:
+    """Hex digest of a file (SHA-1 unless another ``hashlib`` algorithm is named), read in 1 MiB blocks."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)

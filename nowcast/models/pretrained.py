@@ -68,6 +68,22 @@ def _shipped(filename: str) -> Path:
     return Path(str(files("nowcast.models") / "weights" / filename))
 
 
+def _resolve(name_or_path, shipped: dict, filename: str, what: str, hint: str) -> Path:
+    """A shipped name → its file; a directory → ``dir/filename``; else the file itself."""
+    key = str(name_or_path)
+    if key in shipped:
+        path = _shipped(shipped[key])
+        if not path.is_file():
+            raise FileNotFoundError(f"the shipped {what} {key!r} is missing from the installation ({path})")
+        return path
+    path = Path(key)
+    if path.is_dir():
+        path = path / filename
+    if not path.is_file():
+        raise FileNotFoundError(f"no {what} at {name_or_path!r}: give a name ({sorted(shipped)}), {hint}")
+    return path
+
+
 def resolve_solver(name_or_path: str | os.PathLike) -> Path:
     """The file of a learned solver: a name (``default``), a solver file, or a ``spanlift`` training
     run directory holding ``solver.pt``.
@@ -77,20 +93,9 @@ def resolve_solver(name_or_path: str | os.PathLike) -> Path:
     FileNotFoundError
         Naming what was looked for.
     """
-    key = str(name_or_path)
-    if key in PRETRAINED_SOLVERS:
-        path = _shipped(PRETRAINED_SOLVERS[key])
-        if not path.is_file():
-            raise FileNotFoundError(f"the shipped solver {key!r} is missing from the installation ({path})")
-        return path
-    path = Path(key)
-    if path.is_dir():
-        path = path / "solver.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"no learned solver at {name_or_path!r}: give a name ({sorted(PRETRAINED_SOLVERS)}), "
-                                "a solver file, or a spanlift training run directory holding solver.pt "
-                                "(a run writes it when its training finishes)")
-    return path
+    return _resolve(name_or_path, PRETRAINED_SOLVERS, "solver.pt", "learned solver",
+                    "a solver file, or a spanlift training run directory holding solver.pt (a run writes it when "
+                    "its training finishes)")
 
 
 def load_trained_solver(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple:
@@ -125,19 +130,8 @@ def resolve_model(name_or_path: str | os.PathLike) -> Path:
     FileNotFoundError
         Naming what was looked for and the known names.
     """
-    key = str(name_or_path)
-    if key in PRETRAINED:
-        path = _shipped(PRETRAINED[key])
-        if not path.is_file():
-            raise FileNotFoundError(f"the shipped model {key!r} is missing from the installation ({path})")
-        return path
-    path = Path(key)
-    if path.is_dir():
-        path = path / "model.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"no model at {name_or_path!r}: give a name ({sorted(PRETRAINED)}), a model "
-                                "file, or a training run directory holding model.pt")
-    return path
+    return _resolve(name_or_path, PRETRAINED, "model.pt", "model",
+                    "a model file, or a training run directory holding model.pt")
 
 
 def _header(kind: str, config: dict, meta: dict | None) -> dict:
