@@ -75,9 +75,8 @@ def _span(args, run_dir: Path, model, store: str) -> list:
 
 
 def _time_pair(fa, fb, repeats: int) -> tuple:
-    """Median seconds of ``fa`` and ``fb``, run alternately (after one warm-up each) so that drifts of the
+    """Median seconds of ``fa`` and ``fb`` (already warmed up), run alternately so that drifts of the
     machine's speed affect both alike."""
-    fa(), fb()
     ta, tb = [], []
     for _ in range(repeats):
         for fn, acc in ((fa, ta), (fb, tb)):
@@ -99,14 +98,17 @@ def _cost(ldm, spanlift, members: int, repeats: int, device: str) -> dict:
     seeds = list(range(members))
     fns = {name: (lambda solver=solver: ldm.forecast(ctx, seeds=seeds, solver=solver, steps=5))
            for name, solver in (("DDIM-5", "ddim"), ("SpanLift-5", spanlift))}
+    flops = {}
+    for name, fn in fns.items():                   # the counted run is also the warm-up
+        with FlopCounterMode(display=False) as counter:
+            fn()
+        flops[name] = counter.get_total_flops()
     latency = dict(zip(fns, _time_pair(*fns.values(), repeats)))
     n_model = sum(p.numel() for p in ldm.parameters())
     out = {}
-    for name, fn in fns.items():
-        with FlopCounterMode(display=False) as counter:
-            fn()
+    for name in fns:
         n_params = n_model + (sum(p.numel() for p in spanlift.parameters()) if name != "DDIM-5" else 0)
-        out[name] = {"params_M": n_params / 1e6, "gflops_per_forecast": counter.get_total_flops() / 1e9,
+        out[name] = {"params_M": n_params / 1e6, "gflops_per_forecast": flops[name] / 1e9,
                      "latency_s": latency[name], "throughput_members_per_s": members / latency[name]}
     base, sl = out["DDIM-5"], out["SpanLift-5"]
     out["overhead"] = {"params_pct": 100 * (sl["params_M"] / base["params_M"] - 1),
@@ -192,7 +194,7 @@ def main(argv=None) -> int:
         big = _paper_scale_model()
         sl_big = SpanLift(get_solver("ddim"), num_steps=5, channels=big.unet.cfg.latent_channels, spatial_dims=3,
                           sigma_data=1.0, channel_axis=2)
-        cost["paper_scale"] = _cost(big, sl_big, 1, 2, args.device)
+        cost["paper_scale"] = _cost(big, sl_big, 1, 1, args.device)    # ≈ 2 min per forecast on 2 CPU cores
 
     s = {k: _pooled(summary, k) for k in summary}
     teacher, d5, sl, slt = (s["DDIM-100 (teacher)"], s["DDIM-5"], s["SpanLift (MSE, teacher)"],
