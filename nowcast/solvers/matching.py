@@ -85,8 +85,9 @@ class TeacherPool:
         return {"order": self._order, "pos": self._pos}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict`."""
-        self._order, self._pos = state["order"], int(state["pos"])
+        """Restore :meth:`state_dict` (a state of a pool of another size starts a new pass instead)."""
+        if state["order"] is not None and len(state["order"]) == len(self.x):
+            self._order, self._pos = state["order"], int(state["pos"])
 
     def __call__(self, batch_size: int, generator: torch.Generator) -> Batch:
         """Next ``batch_size`` pairs."""

@@ -7,8 +7,8 @@ context latents of a window, and its endpoint is compared with a target:
 * ``target: teacher`` — the endpoint of the teacher solver (``ddim:100`` by default) from the same
   noise and context. Teacher pairs are drawn from the seed (window and noise seed of pair ``i``)
   and their endpoints are cached on disk (:mod:`.teacher_cache`), so a second run with the same
-  model, teacher, data and seed computes no teacher rollouts. Each pass over the pool visits the
-  pairs in a new order (no pair is seen twice within a pass).
+  model, teacher, data and seed computes no teacher rollouts (whatever its base or loss). By
+  default the pool holds ``max_steps × batch_size`` pairs, so every batch brings new noise.
 * ``target: target`` — the observed future of the window (direct-target supervision): new windows
   and new noise every batch, no teacher.
 
@@ -62,8 +62,11 @@ class SolverSection(DictConfig):
         ``mse`` (latents), ``inception`` or ``lpips`` (decoded frames).
     target : str
         ``teacher`` or ``target`` (the observed future).
-    teacher_samples, val_samples : int
-        Teacher pairs in the training pool; validation pairs (val split).
+    teacher_samples : int
+        Teacher pairs in the training pool; 0 (default) means ``max_steps × batch_size``: every batch
+        then holds noise never used before. A smaller pool is revisited, in a new order each pass.
+    val_samples : int
+        Validation pairs (val split).
     hidden, blocks, history, kernel_size : int
         Shape of SpanLift's operator (3-D convolutions over time × latent space).
     scalar_lr_scale : float
@@ -82,7 +85,7 @@ class SolverSection(DictConfig):
     teacher: str = "ddim:100"
     loss: str = "mse"
     target: str = "teacher"
-    teacher_samples: int = 256
+    teacher_samples: int = 0
     val_samples: int = 16
     hidden: int = 64
     blocks: int = 2
@@ -102,7 +105,9 @@ class SolverSection(DictConfig):
         if self.target not in TARGETS:
             raise ValueError(f"unknown target {self.target!r}; available: {list(TARGETS)}")
         parse_solver_spec(self.teacher)
-        for name in ("teacher_samples", "val_samples", "hidden", "blocks", "history"):
+        if self.teacher_samples < 0:
+            raise ValueError(f"spanlift.teacher_samples must be ≥ 0, got {self.teacher_samples}")
+        for name in ("val_samples", "hidden", "blocks", "history"):
             if getattr(self, name) < 1:
                 raise ValueError(f"spanlift.{name} must be ≥ 1, got {getattr(self, name)}")
 
@@ -221,7 +226,7 @@ class SolverJob:
         """Train (resuming ``run_dir/state.pt`` if there) and write ``run_dir/solver.pt``."""
         s = self.section
         if s.target == "teacher":
-            pool = self.teacher_pairs("train", s.teacher_samples, progress, log)
+            pool = self.teacher_pairs("train", s.teacher_samples or cfg.max_steps * cfg.batch_size, progress, log)
             batches = TeacherPool(pool.x, pool.target, pool.cond)
             val = self.teacher_pairs("val", s.val_samples, progress, log)
         else:

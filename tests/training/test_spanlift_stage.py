@@ -29,7 +29,7 @@ def _args(model, store, runs, *extra):
 def _config(model, store, runs, **section):
     over = [("data", store), ("runs_dir", str(runs)), ("device", "cpu"), ("batch_size", 1), ("max_steps", 1),
             ("val_every", 1), ("spanlift.model", model), ("spanlift.base", "ddim:2"), ("spanlift.teacher", "ddim:3"),
-            ("spanlift.teacher_samples", 2), ("spanlift.val_samples", 1), ("spanlift.hidden", 8)]
+            ("spanlift.val_samples", 1), ("spanlift.hidden", 8)]
     return load_config(None, "spanlift", over + [(f"spanlift.{k}", v) for k, v in section.items()])
 
 
@@ -77,6 +77,12 @@ def test_every_loss_and_target_trains(loss, target, tiny_model_file, tiny_store,
     assert all(torch.isfinite(torch.tensor(h["val"])) for h in result.history)
     _, meta = load_trained_solver(tmp_path / "run")
     assert (meta["loss"], meta["target"]) == (loss, target)
+    caches = sorted((tmp_path / "cache" / "teachers").glob("*-train-*.zarr"))
+    if target == "teacher":     # default pool: max_steps × batch_size pairs, every batch new noise
+        import zarr
+        assert [zarr.open_group(str(c), mode="r").attrs["count"] for c in caches] == [1]
+    else:
+        assert caches == []     # direct-target training runs no teacher
     # one optimiser step moved the student (gradients reached it through decoder and rollout)
     assert result.history[1]["val"] != result.history[0]["val"]
 
