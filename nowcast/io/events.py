@@ -117,11 +117,17 @@ def _open(path: Path):
                          ) from None
 
 
-def _check_time(path: Path, ds, task) -> None:
+def _check_time(path: Path, ds, task, exact: bool = True) -> None:
     if "time" not in ds.coords or not np.issubdtype(ds["time"].dtype, np.datetime64):
         raise EventError(f"{path}: no CF time coordinate (expected 'time' with units such as "
                          "'minutes since 2019-06-01 00:00')")
     n = ds.sizes["time"]
+    if not exact:
+        steps = np.diff(ds["time"].values).astype("timedelta64[s]").astype(np.int64)
+        if n < 2 or len(np.unique(steps)) > 1 or steps[0] <= 0:
+            raise EventError(f"{path}: times must increase at a regular step (found {n} frame(s), steps "
+                             f"{sorted(set((steps // 60).tolist()))} min)")
+        return
     if n < task.in_len:
         raise EventError(f"{path}: too few frames: {n}, the {task.name} task needs at least "
                          f"{task.in_len} context frames")
@@ -154,7 +160,7 @@ def _to_bytes(path: Path, da) -> np.ndarray:
     return values.astype(np.uint8)
 
 
-def read_event(path: str | os.PathLike, task: str = "sevirlr"):
+def read_event(path: str | os.PathLike, task: str = "sevirlr", check_time: bool = True):
     """Read and validate an event file for a task.
 
     Parameters
@@ -163,6 +169,9 @@ def read_event(path: str | os.PathLike, task: str = "sevirlr"):
         The netCDF event file.
     task : str
         Task preset (``sevirlr`` or ``sevir``) whose frame interval and context length apply.
+    check_time : bool
+        Require exactly the task's time step and context length; with ``False`` only a regular,
+        increasing time axis is required (:func:`~.conform.conform_event` thins it afterwards).
 
     Returns
     -------
@@ -194,7 +203,7 @@ def read_event(path: str | os.PathLike, task: str = "sevirlr"):
         d = np.diff(ds[c].values)
         if not (np.all(d > 0) or np.all(d < 0)):
             raise EventError(f"{path}: coordinate {c!r} is not strictly monotonic")
-    _check_time(path, ds, tk)
+    _check_time(path, ds, tk, exact=check_time)
     data = _to_bytes(path, ds["vil"])
     if np.all(data == MISSING):
         raise EventError(f"{path}: every pixel is missing (255); nothing to forecast from")

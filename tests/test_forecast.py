@@ -1,0 +1,129 @@
+"""``python -m nowcast.forecast``: an event file in, a CF forecast file out; bad events refused cleanly."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from nowcast.data.codec import SEVIR_THRESHOLDS
+from nowcast.data.store import open_store
+from nowcast.forecast import main
+from nowcast.io import event_dataset, event_from_store, write_event
+
+
+@pytest.fixture(scope="module")
+def event_file(tiny_store, tmp_path_factory):
+    """A SEVIR-LR event file (10-min frames, 32² pixels of 12 km… as the tiny store has them)."""
+    path = tmp_path_factory.mktemp("events") / "event.nc"
+    write_event(event_from_store(open_store(tiny_store), 0), path)
+    return path
+
+
+def _run(event, out, *extra):
+    return main([str(event), "--model", extra[0], "--solver", "ddim", "--steps", "2", "--out", str(out),
+                 "--no-progress", "--device", "cpu", *extra[1:]])
+
+
+def test_forecast_end_to_end(event_file, tiny_model_file, tmp_path):
+    out = tmp_path / "f.nc"
+    assert _run(event_file, out, tiny_model_file, "--members", "3", "--seed", "4") == 0
+    fc = xr.open_dataset(out)
+    ev = xr.open_dataset(event_file)
+    assert fc.vil.dims == ("member", "lead_time", "y", "x") and fc.vil.shape == (3, 6, 32, 32)
+    assert fc.vil.dtype == np.uint8 and int(fc.vil.max()) <= 254
+    assert fc.crs.attrs["grid_mapping_name"] == "lambert_azimuthal_equal_area"
+    np.testing.assert_array_equal(fc.x.values, ev.x.values)
+    expected = ev.time.values[-1] + np.arange(1, 7) * np.timedelta64(10, "m")
+    np.testing.assert_array_equal(fc.valid_time.values, expected)
+    p = fc.exceedance_probability.values
+    assert p.shape == (len(SEVIR_THRESHOLDS), 6, 32, 32) and np.nanmin(p) >= 0 and np.nanmax(p) <= 1
+    # exceedance = fraction of members at or above each threshold, from the members themselves
+    np.testing.assert_allclose(p[0], (fc.vil.values >= SEVIR_THRESHOLDS[0]).mean(0), rtol=1e-6)
+    np.testing.assert_allclose(fc.ensemble_mean.values, fc.vil.values.mean(0), rtol=1e-5)
+    assert fc.attrs["nfe"] == 2 and fc.attrs["steps"] == 2 and fc.attrs["solver"] == "ddim"
+    assert fc.attrs["seeds"] == "[4, 5, 6]" and "nowcast_version" in fc.attrs
+    # reproducible with the same seed, and member m depends only on its seed (a batch of another size
+    # may round a rare pixel to the neighbouring byte)
+    out2, out3 = tmp_path / "g.nc", tmp_path / "h.nc"
+    assert _run(event_file, out2, tiny_model_file, "--members", "3", "--seed", "4") == 0
+    np.testing.assert_array_equal(xr.open_dataset(out2).vil.values, fc.vil.values)
+    assert _run(event_file, out3, tiny_model_file, "--members", "1", "--seed", "5") == 0
+    diff = np.abs(xr.open_dataset(out3).vil.values[0].astype(int) - fc.vil.values[1].astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
+def test_finer_events_are_thinned_and_max_pooled(event_file, tiny_model_file, tmp_path):
+    """The same storm at 5 min and on a 3× finer grid (nearest up-sampling, frames in between) gives
+    the same forecast: every second frame ending at the last, then 3×3 max pooling."""
+    ev = xr.open_dataset(event_file)
+    v = ev.vil.values
+    fine = np.repeat(np.repeat(v, 3, axis=1), 3, axis=2)
+    frames = np.empty((2 * len(v) - 1, *fine.shape[1:]), np.uint8)
+    frames[0::2] = fine
+    frames[1::2] = 0                                  # in-between frames are dropped by the thinning
+    px = float(np.diff(ev.x.values)[0]) / 3
+    x = np.repeat(ev.x.values, 3) + np.tile([-px, 0, px], len(ev.x))
+    y = (np.repeat(ev.y.values, 3) + np.tile([-px, 0, px], len(ev.y)))[::-1]     # north-first rows
+    times = ev.time.values[0] + np.arange(len(frames)) * np.timedelta64(5, "m")
+    path = tmp_path / "fine.nc"
+    write_event(event_dataset(frames[:, ::-1], times, x, y), path)
+    a, b = tmp_path / "a.nc", tmp_path / "b.nc"
+    assert _run(event_file, a, tiny_model_file, "--members", "2") == 0
+    assert _run(path, b, tiny_model_file, "--members", "2") == 0
+    fa, fb = xr.open_dataset(a), xr.open_dataset(b)
+    np.testing.assert_array_equal(fa.vil.values, fb.vil.values)
+    np.testing.assert_allclose(fb.x.values, fa.x.values)
+    assert "max pooling" in fb.attrs["preprocessing"] and "every 2th frame" in fb.attrs["preprocessing"]
+
+
+def _variant(event_file, tmp_path, kind):
+    ev = xr.open_dataset(event_file).load()
+    path = tmp_path / f"{kind}.nc"
+    if kind == "not-netcdf":
+        path.write_text("hello")
+        return path
+    if kind == "no-vil":
+        ev = ev.rename(vil="precip")
+    elif kind == "few-frames":
+        ev = ev.isel(time=slice(0, 4))
+    elif kind == "7-min":
+        ev = ev.assign_coords(time=ev.time.values[0] + np.arange(ev.sizes["time"]) * np.timedelta64(7, "m"))
+    elif kind == "coarse":
+        ev = ev.assign_coords(x=ev.x.values * 2, y=ev.y.values * 2)
+    elif kind == "wrong-size":
+        ev = ev.isel(x=slice(0, 30))
+    elif kind == "nan":
+        ev["vil"] = ev.vil.astype(np.float32).where(ev.x < ev.x.values[5])
+    ev.to_netcdf(path)
+    return path
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("missing", "no such file"), ("not-netcdf", "cannot be read as netCDF"), ("no-vil", "missing variable 'vil'"),
+    ("few-frames", "too few frames"), ("7-min", "time step 7 min"), ("coarse", "cannot be brought"),
+    ("wrong-size", "crop the event"), ("nan", "NaN")])
+def test_bad_events_exit_2_with_one_message_and_no_output(kind, message, event_file, tiny_model_file, tmp_path,
+                                                          capsys):
+    path = tmp_path / "missing.nc" if kind == "missing" else _variant(event_file, tmp_path, kind)
+    out = tmp_path / "out.nc"
+    assert _run(path, out, tiny_model_file) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("error:") == 1
+    assert not out.exists() and not list(tmp_path.glob(".out.nc*"))
+
+
+def test_never_overwrites(event_file, tiny_model_file, tmp_path, capsys):
+    before = event_file.read_bytes()
+    assert _run(event_file, event_file, tiny_model_file) == 2
+    assert "is the input event" in capsys.readouterr().err and event_file.read_bytes() == before
+    out = tmp_path / "f.nc"
+    out.write_text("keep")
+    assert _run(event_file, out, tiny_model_file) == 2 and out.read_text() == "keep"
+    assert _run(event_file, out, tiny_model_file, "--overwrite") == 0
+
+
+def test_spanlift_needs_a_solver_for_the_model(event_file, tiny_model_file, tmp_path, capsys):
+    argv = [str(event_file), "--model", tiny_model_file, "--out", str(tmp_path / "f.nc"), "--no-progress"]
+    assert main(argv) == 2
+    assert "no spanlift solver ships" in capsys.readouterr().err
+    assert main(argv + ["--solver", "rk45"]) == 2
+    assert "unknown --solver" in capsys.readouterr().err
