@@ -1,7 +1,7 @@
 """``python -m nowcast.forecast event.nc``: an ensemble nowcast of a radar event, written as ``forecast.nc``.
 
     python -m nowcast.forecast event.nc                          # default model, its SpanLift solver
-    python -m nowcast.forecast event.nc --solver ddim --steps 20 --members 16 --seed 1 --out f.nc
+    python -m nowcast.forecast event.nc --solver ddim --steps 20 --members 16 --seed 1 --out f.nc --plot f.png
     python -m nowcast.forecast event.nc --solver spanlift:runs/00003-spanlift-ddim5-mse-teacher
 
 The event (``vil (time, y, x)`` with CF ``time``, projected ``x``/``y`` and a ``crs`` grid mapping,
@@ -18,6 +18,7 @@ status 2, no output file; the input is never overwritten, an existing output onl
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -37,7 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--members", type=int, default=8, help="ensemble members (default 8)")
     p.add_argument("--seed", type=int, default=0, help="member m uses seed SEED+m (default 0)")
     p.add_argument("--out", default="forecast.nc", help="output file (default forecast.nc)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--plot", default=None, metavar="PNG",
+                   help="also draw the forecast (last observed frame, mean, members, exceedance probabilities) "
+                        "on a map (cartopy with offline Natural Earth data when installed: pip install "
+                        "'nowcast[maps]')")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the model runs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -132,6 +137,36 @@ def run_forecast(event: str, model: str = "default", solver: str = "spanlift", s
     return fc
 
 
+def _render_plot(fc, event: str, path: Path) -> str:
+    """Draw the forecast panel to a temporary file beside ``path``; returns its name."""
+    import os
+    import tempfile
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .data.windows import get_task
+    from .io import conform_event, read_event
+    from .viz import forecast_panel
+
+    ev = read_event(event, fc.attrs["task"], check_time=False)
+    ev, _ = conform_event(ev, get_task(fc.attrs["task"]).frame_minutes,
+                          float(abs(fc.x.values[1] - fc.x.values[0])), (fc.sizes["y"], fc.sizes["x"]), 1, event)
+    fig = forecast_panel(fc, ev)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=90)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    return tmp
+
+
 def main(argv: list | None = None) -> int:
     """Entry point; returns the exit status (2 for bad input)."""
     from .io import write_netcdf
@@ -139,13 +174,26 @@ def main(argv: list | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         out, event = Path(args.out), Path(args.event)
-        if out.resolve() == event.resolve():
-            raise ValueError(f"--out {out} is the input event; choose another file name")
-        if out.exists() and not args.overwrite:
-            raise ValueError(f"{out} exists; choose another --out or pass --overwrite")
+        plot = Path(args.plot) if args.plot else None
+        for target, flag in ((out, "--out"), (plot, "--plot")):
+            if target is None:
+                continue
+            if target.resolve() == event.resolve():
+                raise ValueError(f"{flag} {target} is the input event; choose another file name")
+            if target.exists() and not args.overwrite:
+                raise ValueError(f"{target} exists; choose another {flag} or pass --overwrite")
+        if plot is not None and plot.suffix.lower() not in (".png", ".pdf", ".svg", ".jpg"):
+            raise ValueError(f"--plot {plot}: give a .png, .pdf, .svg or .jpg file name")
         fc = run_forecast(str(event), args.model, args.solver, args.steps, args.members, args.seed, args.device,
                           progress=not args.no_progress)
-        write_netcdf(fc, out, overwrite=args.overwrite)
+        tmp = _render_plot(fc, str(event), plot) if plot is not None else None
+        try:                                   # both files, or neither
+            write_netcdf(fc, out, overwrite=args.overwrite)
+            if tmp is not None:
+                os.replace(tmp, plot)
+        finally:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -127,3 +127,57 @@ def test_spanlift_needs_a_solver_for_the_model(event_file, tiny_model_file, tmp_
     assert "no spanlift solver ships" in capsys.readouterr().err
     assert main(argv + ["--solver", "rk45"]) == 2
     assert "unknown --solver" in capsys.readouterr().err
+
+
+def _no_network(monkeypatch):
+    import socket
+    import urllib.request
+
+    def refuse(*a, **k):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
+def _nontrivial_png(path, min_colors=6):
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(path)
+    assert img.ndim == 3 and min(img.shape[:2]) > 200
+    colors = np.unique((img[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
+    assert len(colors) >= min_colors, len(colors)
+
+
+def test_plot_renders_offline_next_to_the_forecast(event_file, tiny_model_file, tmp_path, monkeypatch):
+    pytest.importorskip("cartopy")
+    _no_network(monkeypatch)
+    out, png = tmp_path / "f.nc", tmp_path / "f.png"
+    assert _run(event_file, out, tiny_model_file, "--members", "2", "--plot", str(png)) == 0
+    assert out.exists()
+    _nontrivial_png(png)
+
+
+def test_plot_vil_map_and_plain_fallback(event_file, tmp_path, monkeypatch):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nowcast.viz import maps
+
+    _no_network(monkeypatch)
+    ev = xr.open_dataset(event_file)
+    if maps.has_cartopy():
+        ax = maps.plot_vil(ev.vil.isel(time=-1), title="map")
+        assert hasattr(ax, "projection")
+        feats = maps.offline_features("50m")
+        assert {"coastline", "borders", "states"} <= set(feats)
+        ax.figure.savefig(tmp_path / "map.png", dpi=60)
+        plt.close(ax.figure)
+        _nontrivial_png(tmp_path / "map.png")
+    monkeypatch.setattr(maps, "has_cartopy", lambda: False)
+    ax = maps.plot_vil(ev.vil.isel(time=-1), title="plain")
+    assert not hasattr(ax, "projection") and ax.get_xlabel().startswith("x (km")
+    ax.figure.savefig(tmp_path / "plain.png", dpi=60)
+    plt.close(ax.figure)
+    _nontrivial_png(tmp_path / "plain.png", min_colors=4)

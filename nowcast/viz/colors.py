@@ -29,7 +29,5 @@ def vil_cmap():
     """``(cmap, norm)`` for VIL bytes: a listed colormap over :data:`VIL_LEVELS` (255 and above: missing)."""
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
-    cmap = ListedColormap(VIL_COLORS, name="sevir_vil")
-    cmap.set_over(MISSING_COLOR)
-    cmap.set_bad(MISSING_COLOR)
+    cmap = ListedColormap(VIL_COLORS, name="sevir_vil").with_extremes(over=MISSING_COLOR, bad=MISSING_COLOR)
     return cmap, BoundaryNorm(VIL_LEVELS, cmap.N)
