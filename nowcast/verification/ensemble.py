@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["crps_ensemble", "crps_label", "rank_histogram", "rank_counts", "brier_score", "spread_skill"]
+__all__ = ["crps_ensemble", "crps_label", "rank_histogram", "rank_counts", "brier_score", "spread_skill",
+           "reliability"]
 
 
 def crps_ensemble(members, obs, fair: bool = False, axis: int = 0) -> np.ndarray:
@@ -83,6 +84,35 @@ def brier_score(prob, event) -> float:
     o = np.asarray(event, dtype=np.float64)
     ok = np.isfinite(p) & np.isfinite(o)
     return float(np.mean((p[ok] - o[ok]) ** 2))
+
+
+def reliability(prob, event, bins: int = 10) -> tuple:
+    """Reliability diagram data: forecast probabilities in ``bins`` equal bins of [0, 1].
+
+    Parameters
+    ----------
+    prob : array-like
+        Forecast probabilities (e.g. the fraction of members above a threshold).
+    event : array-like
+        Outcomes (1 where the event happened, 0 where not); NaN in either is skipped.
+    bins : int
+        Number of bins; probability 1 falls in the last one.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(mean forecast probability, observed frequency, count)`` per bin (NaN where empty).
+    """
+    p = np.asarray(prob, dtype=np.float64).ravel()
+    o = np.asarray(event, dtype=np.float64).ravel()
+    ok = np.isfinite(p) & np.isfinite(o)
+    p, o = p[ok], o[ok]
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    count = np.bincount(idx, minlength=bins).astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_p = np.bincount(idx, weights=p, minlength=bins) / count
+        freq = np.bincount(idx, weights=o, minlength=bins) / count
+    return mean_p, freq, count
 
 
 def spread_skill(members, obs, axis: int = 0) -> tuple[float, float, float]:

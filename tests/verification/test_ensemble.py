@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nowcast.verification.ensemble import brier_score, crps_ensemble, crps_label, rank_histogram
+from nowcast.verification.ensemble import brier_score, crps_ensemble, crps_label, rank_histogram, reliability
 
 
 def _crps_direct(x, y, fair=False):
@@ -53,3 +53,20 @@ def test_rank_histogram_of_a_calibrated_ensemble_is_flat():
 
 def test_brier_score():
     assert brier_score([1.0, 0.0, 0.5, np.nan], [1, 0, 1, 1]) == pytest.approx(0.25 / 3)
+
+
+def test_reliability_of_calibrated_probabilities_is_the_diagonal():
+    """Outcomes drawn with the forecast probability: every bin's observed frequency ≈ its mean
+    probability (a perfectly reliable forecast), and the counts add up."""
+    rng = np.random.default_rng(0)
+    p = rng.uniform(size=200_000)
+    o = (rng.uniform(size=p.size) < p).astype(float)
+    mean_p, freq, count = reliability(p, o, bins=10)
+    np.testing.assert_allclose(mean_p, np.arange(10) / 10 + 0.05, atol=2e-3)
+    np.testing.assert_allclose(freq, mean_p, atol=0.01)
+    assert count.sum() == p.size
+    # by hand: probabilities 0, 0.5, 1 with outcomes 0, 1, 1 in three bins
+    mp, fr, n = reliability([0.0, 0.5, 1.0, np.nan], [0, 1, 1, 1], bins=2)
+    np.testing.assert_allclose(mp, [0.0, 0.75])
+    np.testing.assert_allclose(fr, [0.0, 1.0])
+    assert list(n) == [1, 2]
