@@ -26,8 +26,10 @@ def main() -> None:
     """Rewrite the benchmark sections of the README and the model card in place."""
     for doc in (ROOT / "README.md", ROOT / "nowcast" / "models" / "DEFAULT_MODEL.md"):
         if doc.is_file():
-            text = PATTERN.sub(lambda m, doc=doc: f"<!-- BENCH:{m['name']}:START -->\n{excerpt(m['name'], doc)}\n"
-                                         f"<!-- BENCH:{m['name']}:END -->", doc.read_text())
+            text = PATTERN.sub(lambda m, doc=doc: m[0] if not (ROOT / "benchmarks" / "results" / f"{m['name']}.md")
+                               .is_file() else   # not measured yet: the block stays as it is
+                               f"<!-- BENCH:{m['name']}:START -->\n{excerpt(m['name'], doc)}\n"
+                               f"<!-- BENCH:{m['name']}:END -->", doc.read_text())
             doc.write_text(text)
 
 
