@@ -1,0 +1,1 @@
+"""Image generation on the solver core: EDM pickles, SANA/FLUX through diffusers, FID/KID, a CPU benchmark."""
