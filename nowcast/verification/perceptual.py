@@ -82,7 +82,17 @@ class InceptionFeatures(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """Features ``(N, 2048)`` of ``(..., H, W)`` frames in ``[0, 1]`` (N = product of leading dims)."""
-        x = to_rgb(frames).to(next(self.net.parameters()).dtype) * 255.0
+        return self.images(to_rgb(frames) * 255.0)
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        """Features ``(N, 2048)`` of images ``(N, C, H, W)`` on the ``[0, 255]`` scale (C = 1 or 3).
+
+        This is the FID convention of EDM/StyleGAN: pass uint8 images (or their float values) for
+        FID; unquantised floats keep the features differentiable for a training loss.
+        """
+        if x.ndim != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(f"expected images (N, 1 or 3, H, W), got shape {tuple(x.shape)}")
+        x = x.to(next(self.net.parameters()).dtype).expand(-1, 3, -1, -1)
         x = nvidia_resize(x, 299)
         return self.net((x - 128.0) / 128.0).reshape(x.shape[0], -1)
 
