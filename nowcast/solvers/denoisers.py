@@ -314,8 +314,15 @@ class FlowDenoiser(Denoiser):
         t = sigma_to_flow_t(s)
         te = expand_sigma(t, x).to(torch.float64)
         x_t = x.to(torch.float64) * (1 - te)
-        v = self.model(x_t.to(x.dtype), (t * self.time_scale).to(_time_dtype(x)), cond)
+        v = self.model(x_t.to(x.dtype), self.model_time(t).to(_time_dtype(x)), cond)
         return (x_t - te * v.to(torch.float64)).to(x.dtype)
+
+    def model_time(self, t: torch.Tensor) -> torch.Tensor:
+        """The model's time input for flow times ``t`` (``(B,)``, float64): ``t·time_scale``.
+
+        Subclasses override it to reproduce how a stock pipeline rounds its timesteps.
+        """
+        return t * self.time_scale
 
 
 # --------------------------------------------------------------------------------------------
