@@ -38,7 +38,7 @@ from .span import span_analysis
 from .spanlift import SpanLift
 from .testbeds import GRFMixture, make_testbed
 
-__all__ = ["BenchSettings", "run_benchmark", "main"]
+__all__ = ["BenchSettings", "run_benchmark", "run_provenance", "main"]
 
 HANDCRAFTED = ("euler", "heun", "ipndm", "dpmpp-3m", "unipc")
 
@@ -189,7 +189,8 @@ def _settings_dict(s: BenchSettings) -> dict:
     return d
 
 
-def _provenance(argv: list) -> dict:
+def run_provenance(argv: list, prog: str = "python -m nowcast.solvers.bench") -> dict:
+    """Command (``prog`` + ``argv``), commit (``-dirty`` with uncommitted changes), machine and date."""
     root = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
@@ -198,7 +199,7 @@ def _provenance(argv: list) -> dict:
                                     cwd=root, capture_output=True, text=True, timeout=10).stdout.strip())
     except (OSError, subprocess.SubprocessError):
         commit, dirty = "unknown", False
-    return {"command": " ".join(["python -m nowcast.solvers.bench"] + [shlex.quote(a) for a in argv]),
+    return {"command": " ".join([prog] + [shlex.quote(a) for a in argv]),
             "commit": commit + ("-dirty" if dirty else ""),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} "
                        f"({torch.get_num_threads()} threads), Python {platform.python_version()}, "
@@ -312,7 +313,7 @@ def main(argv: list | None = None) -> int:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     result = run_benchmark(settings, log=lambda m: print(m, flush=True))
-    prov = _provenance(argv)
+    prov = run_provenance(argv)
     prov["wall_seconds"] = round(time.perf_counter() - t0, 1)
     out.mkdir(parents=True, exist_ok=True)
     (out / "solvers.json").write_text(json.dumps({**prov, **result}, indent=1) + "\n")
