@@ -108,7 +108,10 @@ def cmd_sample(args) -> None:
     shape = tuple(den.shape)
     noise = torch.randn((args.n,) + shape, generator=gen)
     labels = _labels(den, args.n, args.class_label, gen)
-    x, nfe = sample_images(den, noise.to(args.device), grid, solver.to(args.device), afs=afs, cond=labels)
+    if labels is not None:
+        labels = labels.to(args.device)
+    x, nfe = sample_images(den, noise.to(args.device), grid, solver.to(args.device), afs=afs, cond=labels,
+                           batch_size=args.batch_size)
     _save_images(to_uint8(x.cpu()), Path(args.out), args.overwrite)
     print(f"{args.n} samples, {nfe} NFE each ({solver.name}, {len(grid) - 1} steps, afs={afs}) -> {args.out}")
 
@@ -117,13 +120,11 @@ def cmd_train_solver(args) -> None:
     """``train-solver``: learn a solver for a model."""
     from .learned import ImageSolverConfig, train_image_solver
 
-    den = _load_model(args.model, args.trust_pickle, "cpu")
+    den = _load_model(args.model, args.trust_pickle, args.device)
     cfg = ImageSolverConfig(solver=args.solver, base=args.base, nfe=args.nfe, loss=args.loss, teacher=args.teacher,
                             iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    if getattr(den, "label_dim", 0):
-        raise ValueError("train-solver: class-conditional models need labels per batch; not supported yet")
     _, res = train_image_solver(den, tuple(den.shape), cfg, run_dir=args.run_dir, progress=not args.no_progress,
-                                log=print)
+                                log=print, device=args.device)
     print(f"validation RMSE {res.init_val ** 0.5:.4f} -> {res.best_val ** 0.5:.4f} "
           f"({res.seconds:.0f} s); solver: {Path(args.run_dir) / 'solver.pt'}")
 
@@ -165,6 +166,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--class", dest="class_label", help="class label of a conditional model (default: random)")
     s.add_argument("--device", default="cpu")
+    s.add_argument("--batch-size", type=int, default=500, help="samples per rollout batch")
     s.add_argument("--out", default="samples.png", help=".png grid, .npz (uint8 images) or a folder of PNGs")
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(fn=cmd_sample)
@@ -181,6 +183,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--lr", type=float, default=None)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="cpu")
     t.add_argument("--run-dir", required=True, help="resumable run directory; solver.pt is written there")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(fn=cmd_train_solver)

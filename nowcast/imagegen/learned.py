@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..solvers.matching import FreshTeacher, MatchingConfig, mse_loss, train_endpoint_matching
+from ..solvers.matching import Batch, FreshTeacher, MatchingConfig, mse_loss, train_endpoint_matching
 from ..solvers.registry import get_solver, load_solver, parse_solver_spec, save_solver
 from ..solvers.rollout import rollout
 from ..solvers.schedules import edm_sigmas
@@ -119,9 +119,21 @@ def image_loss(name: str, inception_weights: str | os.PathLike | None = None
     return loss
 
 
+class _OnDevice:
+    """A batch source whose batches are moved to ``device`` (noise is drawn on the CPU generator)."""
+
+    def __init__(self, source: FreshTeacher, device: torch.device):
+        self.source, self.device = source, device
+
+    def __call__(self, batch_size: int, generator: torch.Generator) -> Batch:
+        b = self.source(batch_size, generator)
+        cond = b.cond.to(self.device) if torch.is_tensor(b.cond) else b.cond
+        return Batch(b.x.to(self.device), b.target.to(self.device), cond)
+
+
 def train_image_solver(denoiser, shape: tuple, cfg: ImageSolverConfig, run_dir: str | Path | None = None,
                        progress: bool = False, log: Callable[[str], None] | None = None,
-                       loss_fn: Callable | None = None):
+                       loss_fn: Callable | None = None, device: str | torch.device = "cpu"):
     """Train a learned solver for an image denoiser; returns ``(solver, MatchingResult)``.
 
     Parameters
@@ -132,23 +144,34 @@ def train_image_solver(denoiser, shape: tuple, cfg: ImageSolverConfig, run_dir: 
     shape : tuple
         Per-sample image shape ``(C, H, W)``.
     cfg : ImageSolverConfig
+        What to learn. Class-conditional denoisers (``label_dim > 0``) get uniformly drawn labels
+        with every batch, as EDM's ``generate.py`` samples them.
     run_dir : path-like, optional
         Resumable state and ``solver.pt`` (with the grid and training record in its metadata).
     loss_fn : callable, optional
         Overrides ``cfg.loss`` (tests).
+    device : str or torch.device
+        Where the denoiser lives and the student trains (noise is drawn on the CPU, seeded).
     """
     sigma_min = float(getattr(denoiser, "sigma_min", 0.002))
     sigma_max = float(getattr(denoiser, "sigma_max", 80.0))
     sig = student_grid(cfg.nfe, cfg.afs, sigma_min, sigma_max)
-    student = build_student(cfg, shape[0], float(getattr(denoiser, "sigma_data", 0.5)))
+    device = torch.device(device)
+    student = build_student(cfg, shape[0], float(getattr(denoiser, "sigma_data", 0.5))).to(device)
     teacher = teacher_fn(denoiser, cfg.teacher, sigma_min, sigma_max)
-    source = FreshTeacher(teacher, shape, float(sig[0]))
+    classes = int(getattr(denoiser, "label_dim", 0) or 0)
+    labels = (lambda b, g: torch.randint(classes, (b,), generator=g)) if classes else None  # noqa: E731
+    on_dev = lambda c: c.to(device) if torch.is_tensor(c) else c  # noqa: E731
+    source = _OnDevice(FreshTeacher(lambda x, c: teacher(x.to(device), on_dev(c)), shape, float(sig[0]), labels),
+                       device)
     val = source(cfg.val_size, torch.Generator().manual_seed(cfg.seed + 1))
     lr = cfg.lr if cfg.lr is not None else (1e-2 if cfg.solver == "dyweight" else 1e-3)
     mcfg = MatchingConfig(iterations=cfg.iterations, batch_size=cfg.batch_size, lr=lr, afs=cfg.afs,
                           loss=cfg.loss, seed=cfg.seed, val_every=max(1, cfg.iterations // 10),
                           save_every=max(1, cfg.iterations // 10))
     fn = loss_fn or image_loss(cfg.loss)
+    if hasattr(fn, "network"):
+        fn.network.to(device)
     if run_dir is not None:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
     result = train_endpoint_matching(student, denoiser, sig, source, val, mcfg, run_dir=run_dir,

@@ -235,3 +235,17 @@ def test_url_is_fetched_once_into_the_cache(edm_file, tmp_path, monkeypatch):
     assert resolve_edm(path.as_uri()) == first
     with pytest.raises(FileNotFoundError, match="could not fetch"):
         resolve_edm((tmp_path / "absent.pkl").as_uri())
+
+
+def test_learned_solver_trains_on_a_class_conditional_edm_network(edm_file, tmp_path):
+    from nowcast.imagegen.learned import ImageSolverConfig, load_image_solver, train_image_solver
+
+    den = load_edm(edm_file[0], trust=True)
+    seen = []
+    inner = den.labels
+    den.labels = lambda cond, b, dev: seen.append(cond) or inner(cond, b, dev)   # record the drawn labels
+    cfg = ImageSolverConfig(solver="dyweight", nfe=3, iterations=2, batch_size=4, val_size=4, teacher="euler:6")
+    train_image_solver(den, den.shape, cfg, run_dir=tmp_path)
+    labels = torch.cat([c for c in seen if c is not None])
+    assert labels.dtype == torch.int64 and 0 <= int(labels.min()) and int(labels.max()) < 10
+    assert load_image_solver(tmp_path / "solver.pt")[0].name == "dyweight"
