@@ -62,8 +62,10 @@ def test_solver_core_imports_only_torch_numpy_and_the_standard_library():
 
 
 def test_importing_the_package_has_no_side_effects(tmp_path):
-    code = ("import sys, nowcast, nowcast.solvers, nowcast.solvers.bench; "
-            "heavy = [m for m in ('diffusers', 'scipy', 'matplotlib') if m in sys.modules]; "
+    code = ("import sys, nowcast, nowcast.solvers, nowcast.solvers.bench, nowcast.imagegen.edm, "
+            "nowcast.imagegen.flow, nowcast.imagegen.fid, nowcast.imagegen.bench, nowcast.imagegen.__main__; "
+            "heavy = [m for m in ('diffusers', 'transformers', 'scipy', 'matplotlib', 'sklearn', 'mlxtend', "
+            "'torch_utils', 'dnnlib') if m in sys.modules]; "
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                          check=True)
