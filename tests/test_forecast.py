@@ -181,3 +181,24 @@ def test_plot_vil_map_and_plain_fallback(event_file, tmp_path, monkeypatch):
     ax.figure.savefig(tmp_path / "plain.png", dpi=60)
     plt.close(ax.figure)
     _nontrivial_png(tmp_path / "plain.png", min_colors=4)
+
+
+def test_sample_event_with_the_shipped_model_and_its_spanlift(tmp_path):
+    """The README's main job at two members: shipped default model, default solver (its SpanLift)."""
+    from pathlib import Path
+
+    from nowcast.checkpoints import file_digest
+    from nowcast.models.pretrained import resolve_model, resolve_solver
+
+    event = Path(__file__).resolve().parents[1] / "data" / "sample_event.nc"
+    out = tmp_path / "forecast.nc"
+    assert main([str(event), "--members", "2", "--out", str(out), "--no-progress"]) == 0
+    fc = xr.open_dataset(out)
+    assert fc.vil.shape == (2, 6, 128, 128) and fc.vil.dtype == np.uint8
+    assert fc.attrs["solver"].startswith("spanlift") and fc.attrs["steps"] == 5 and fc.attrs["nfe"] == 5
+    assert fc.attrs["model_sha256"] == file_digest(resolve_model("default"))
+    assert resolve_solver("default").is_file()
+    p = fc.exceedance_probability.values
+    assert np.nanmin(p) >= 0 and np.nanmax(p) <= 1 and p[0].max() > 0      # the squall line is forecast
+    ev = xr.open_dataset(event)
+    np.testing.assert_array_equal(fc.x.values, ev.x.values)
