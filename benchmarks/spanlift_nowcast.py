@@ -13,8 +13,9 @@
 4. Table 6: out-of-span fraction of SpanLift's correction per step (``nowcast.solvers.span``) on
    validation pairs, for each base.
 5. Cost: parameters, FLOPs (``torch.utils.flop_counter``), latency per forecast and throughput of
-   DDIM-5 versus SpanLift-5, for the default model and the paper-scale config (random weights: the
-   cost does not depend on them).
+   DDIM-5 versus SpanLift-5, for the default model (its operator as trained: width 32 by default)
+   and the paper-scale config (random weights, operator width 64 as in the paper: the cost does
+   not depend on the weights).
 
 Writes ``benchmarks/results/spanlift_nowcast.{json,md}``::
 
@@ -195,7 +196,7 @@ def main(argv=None) -> int:
 
         big = _paper_scale_model()
         sl_big = SpanLift(get_solver("ddim"), num_steps=5, channels=big.unet.cfg.latent_channels, spatial_dims=3,
-                          sigma_data=1.0, channel_axis=2)
+                          hidden=64, sigma_data=1.0, channel_axis=2)        # the paper's width
         cost["paper_scale"] = _cost(big, sl_big, 1, 1, args.device)    # ≈ 2 min per forecast on 2 CPU cores
 
     s = {k: _pooled(summary, k) for k in summary}
@@ -235,6 +236,9 @@ def main(argv=None) -> int:
         md.append(f"| {i + 1} | " + " | ".join(_fmt(v[i]["out_of_span"], 2) if i < len(v) else "—"
                                               for v in table6.values()) + " |")
     md += ["", "## Cost per forecast (context → 6 frames)", "",
+           f"{args.members} members, 5 steps, median of 10 alternating runs; SpanLift operator width "
+           f"{sl_default.shape_kwargs['hidden']} on the default model"
+           + ("" if args.skip_paper_scale else ", 64 (the paper's) on the paper-scale config (1 member, 1 run)") + ".", "",
            "| model | sampler | params (M) | GFLOPs | latency (s) | throughput (members/s) |", "|---|---|---|---|---|---|"]
     for mname, c in cost.items():
         for k in ("DDIM-5", "SpanLift-5"):

@@ -68,7 +68,10 @@ class SolverSection(DictConfig):
     val_samples : int
         Validation pairs (val split).
     hidden, blocks, history, kernel_size : int
-        Shape of SpanLift's operator (3-D convolutions over time × latent space).
+        Shape of SpanLift's operator (3-D convolutions over time × latent space). The width is 32
+        by default, which keeps the operator within 5% of the time of a 5-step forecast of the
+        1.7 M-parameter default model on a CPU (width 64 costs it ≈ 7%); the paper uses ≈ 64,
+        which is negligible next to a paper-scale denoiser (``--set spanlift.hidden=64``).
     scalar_lr_scale : float
         Learning-rate multiplier of the per-step scalars.
     afs : bool
@@ -87,7 +90,7 @@ class SolverSection(DictConfig):
     target: str = "teacher"
     teacher_samples: int = 0
     val_samples: int = 16
-    hidden: int = 64
+    hidden: int = 32
     blocks: int = 2
     history: int = 3
     kernel_size: int = 3
