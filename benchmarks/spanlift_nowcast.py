@@ -190,7 +190,7 @@ def main(argv=None) -> int:
               for b, run_dir in (("Euler / DDIM", runs["SpanLift (MSE, teacher)"]), ("iPNDM", ipndm),
                                  ("DyWeight", on_dyweight))}
     sl_default, _ = load_trained_solver(runs["SpanLift (MSE, teacher)"])
-    cost = {"default": _cost(model.ldm, sl_default, args.members, 10, args.device)}
+    cost = {"default": _cost(model.ldm, sl_default, args.members, 30, args.device)}
     if not args.skip_paper_scale:
         from nowcast.solvers import SpanLift, get_solver
 
@@ -236,7 +236,7 @@ def main(argv=None) -> int:
         md.append(f"| {i + 1} | " + " | ".join(_fmt(v[i]["out_of_span"], 2) if i < len(v) else "—"
                                               for v in table6.values()) + " |")
     md += ["", "## Cost per forecast (context → 6 frames)", "",
-           f"{args.members} members, 5 steps, median of 10 alternating runs; SpanLift operator width "
+           f"{args.members} members, 5 steps, median of 30 alternating runs; SpanLift operator width "
            f"{sl_default.shape_kwargs['hidden']} on the default model"
            + ("" if args.skip_paper_scale else ", 64 (the paper's) on the paper-scale config (1 member, 1 run)") + ".", "",
            "| model | sampler | params (M) | GFLOPs | latency (s) | throughput (members/s) |", "|---|---|---|---|---|---|"]
