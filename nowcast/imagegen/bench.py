@@ -21,10 +21,12 @@ with the command, commit, machine and date.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -79,40 +81,105 @@ def _model(s: ImageBenchSettings, images, log):
     return load_tiny_edm(path), str(path)
 
 
+class _ScoreCache:
+    """Scores and reference statistics already computed, under ``<work_dir>/scores``.
+
+    FID needs Inception features of every sample set (≈ 0.25 s per image on 2 CPU cores), so an
+    interrupted benchmark resumes from the sets it finished. Entries are keyed by everything that
+    determines them: the model file's SHA-256, the data, the test noise (samples, seed), the
+    teacher, and the record itself (solver, schedule, NFE, training run).
+    """
+
+    def __init__(self, root: Path, common: dict):
+        self.root = root
+        self.common = common
+
+    def _path(self, ident: dict, suffix: str) -> Path:
+        blob = json.dumps({**self.common, **ident}, sort_keys=True)
+        return self.root / f"{hashlib.sha256(blob.encode()).hexdigest()[:20]}{suffix}"
+
+    def scores(self, ident: dict) -> dict:
+        path = self._path(ident, ".json")
+        return json.loads(path.read_text())["scores"] if path.is_file() else {}
+
+    def put_scores(self, ident: dict, scores: dict) -> None:
+        path = self._path(ident, ".json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"ident": {**self.common, **ident}, "scores": scores}, indent=1) + "\n")
+        tmp.replace(path)
+
+    def stats(self, ident: dict, compute) -> FeatureStats:
+        path = self._path(ident, ".npz")
+        if path.is_file():
+            return FeatureStats.load(path)
+        st = compute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        st.save(path)
+        return st
+
+
+def _sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def run_image_benchmark(s: ImageBenchSettings, log=print) -> dict:
-    """Run the benchmark; returns ``{'settings', 'model', 'reference', 'records'}``."""
+    """Run the benchmark; returns ``{'settings', 'model', 'reference', 'records'}``.
+
+    Finished sample sets are scored once: their scores are cached in ``<work_dir>/scores`` (see
+    :class:`_ScoreCache`), the model and the learned solvers in their run directories.
+    """
     data = load_images(s.data)
     den, model_path = _model(s, data.images, log)
     shape = data.shape
     gen = torch.Generator().manual_seed(10_000 + s.seed)           # test noise, disjoint from training
     noise = torch.randn((s.samples,) + shape, generator=gen)
+    cache = _ScoreCache(Path(s.work_dir) / "scores",
+                        {"model_sha256": _sha256(model_path), "data": s.data, "samples": s.samples,
+                         "seed": s.seed, "teacher": s.teacher})
 
     clf, acc = train_classifier_features(data.images, data.labels, seed=s.seed)
     extractors = {"fd_classifier": clf.features}
     if s.fid:
         extractors["fid"] = inception_extractor()
-    ref = {k: FeatureStats.from_features(compute_features(data.uint8(), f), keep=False)
+
+    def stats(images: torch.Tensor, f) -> FeatureStats:
+        return FeatureStats.from_features(compute_features(images, f), keep=False)
+
+    ref = {k: cache.stats({"reference": s.data, "metric": k}, lambda f=f: stats(data.uint8(), f))
            for k, f in extractors.items()}
 
-    def score(images: torch.Tensor, target: torch.Tensor | None) -> dict:
-        out = {k: frechet_distance(FeatureStats.from_features(compute_features(images, f), keep=False), ref[k])
-               for k, f in extractors.items()}
-        out["rmse"] = float((images - target).pow(2).mean().sqrt()) if target is not None else 0.0
-        return out
+    def score(ident: dict, make_images, target: torch.Tensor | None) -> dict:
+        """Scores (and NFE) of a sample set, computing and sampling only what the cache lacks;
+        ``make_images() → (images, nfe)``."""
+        out = cache.scores(ident)
+        missing = [k for k in extractors if k not in out] + ([] if "rmse" in out or target is None else ["rmse"])
+        if missing or "nfe" not in out:
+            images, out["nfe"] = make_images()
+            for k in missing:
+                out[k] = (float((images - target).pow(2).mean().sqrt()) if k == "rmse"
+                          else frechet_distance(stats(images, extractors[k]), ref[k]))
+            cache.put_scores(ident, out)
+        return {k: out[k] for k in ["nfe"] + list(extractors) + (["rmse"] if target is not None else [])}
 
     t0 = time.perf_counter()
     name, steps = s.teacher.split(":")
     teacher_x, teacher_nfe = sample_images(den, noise, edm_sigmas(int(steps)), get_solver(name))
     log(f"teacher {s.teacher}: {teacher_nfe} NFE, {time.perf_counter() - t0:.0f} s")
-    records = [{"solver": "teacher", "spec": s.teacher, "nfe": teacher_nfe, **score(teacher_x, None)}]
-    records[0]["rmse"] = 0.0
-    real = score(data.images[:s.samples], None)
-    real.pop("rmse")
+    records = [{"solver": "teacher", "spec": s.teacher,
+                **score({"record": "teacher"}, lambda: (teacher_x, teacher_nfe), None), "rmse": 0.0}]
+    real = score({"record": "real"}, lambda: (data.images[:s.samples], 0), None)
+    real.pop("nfe")
 
     for nfe in s.nfes:
         for solver, sched in HANDCRAFTED.items():
-            x, used = sample_images(den, noise, _schedule(sched, nfe), get_solver(solver))
-            rec = {"solver": solver, "schedule": sched, "afs": False, "nfe": used, **score(x, teacher_x)}
+            sc = score({"record": solver, "schedule": sched, "nfe": nfe},
+                       partial(sample_images, den, noise, _schedule(sched, nfe), get_solver(solver)), teacher_x)
+            rec = {"solver": solver, "schedule": sched, "afs": False, **sc}
             records.append(rec)
             log(f"NFE {nfe} {solver:9s} " + " ".join(f"{k} {v:.4g}" for k, v in rec.items() if isinstance(v, float)))
         dyw_path = None
@@ -126,9 +193,10 @@ def run_image_benchmark(s: ImageBenchSettings, log=print) -> dict:
             train_s = time.perf_counter() - t1
             if solver == "dyweight":
                 dyw_path = run / "solver.pt"
-            x, used = sample_images(den, noise, edm_sigmas(nfe + 1), learned, afs=True)
-            rec = {"solver": solver, "schedule": "edm", "afs": True, "nfe": used,
-                   "base": "dyweight" if solver == "spanlift" else None, **score(x, teacher_x),
+            sc = score({"record": solver, "run": run.name, "config": asdict(cfg), "nfe": nfe},
+                       partial(sample_images, den, noise, edm_sigmas(nfe + 1), learned, afs=True), teacher_x)
+            rec = {"solver": solver, "schedule": "edm", "afs": True,
+                   "base": "dyweight" if solver == "spanlift" else None, **sc,
                    "train_seconds": round(result.seconds, 1), "wall_seconds": round(train_s, 1),
                    "val_rmse": [result.init_val ** 0.5, result.best_val ** 0.5]}
             records.append(rec)

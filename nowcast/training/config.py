@@ -151,7 +151,9 @@ class TrainConfig(DictConfig):
         if self.stage == "spanlift":
             from .solver_stage import SolverSection
 
-            SolverSection.from_dict(self.spanlift)          # unknown keys and bad values fail here
+            # unknown keys and bad values fail here; every field is recorded, defaults included, so
+            # that a run is resumed only by the same configuration even after a default changes
+            object.__setattr__(self, "spanlift", SolverSection.from_dict(self.spanlift).to_dict())
 
     def to_json(self) -> str:
         """The resolved configuration as indented JSON."""

@@ -83,3 +83,29 @@ def test_bench_smoke(tiny_model, tmp_path):
     assert all(r["nfe"] == 3 for r in res["records"] if r["solver"] != "teacher")
     assert res["command"].startswith("python -m nowcast.imagegen bench") and res["commit"]
     assert "| spanlift (on dyweight) |" in (out / "imagegen.md").read_text()
+
+
+def test_bench_resumes_from_cached_scores(tiny_model, tmp_path, monkeypatch):
+    """A second run with the same settings samples only the teacher (needed for nothing it has not
+    scored) and reports the same scores; more samples are new sets and are sampled again."""
+    import nowcast.imagegen.bench as bench
+
+    args = ["bench", "--model", tiny_model, "--nfe", "3", "--samples", "24", "--iterations", "2",
+            "--batch-size", "8", "--no-fid", "--teacher", "heun:8", "--train-teacher", "heun:4",
+            "--work-dir", str(tmp_path / "work")]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    first = json.loads((tmp_path / "a" / "imagegen.json").read_text())["records"]
+
+    calls = []
+    real_sample = bench.sample_images
+    monkeypatch.setattr(bench, "sample_images", lambda *a, **k: calls.append(a[3]) or real_sample(*a, **k))
+    assert main(args + ["--out", str(tmp_path / "b")]) == 0
+    second = json.loads((tmp_path / "b" / "imagegen.json").read_text())["records"]
+    assert len(calls) == 1                                  # the teacher only
+    strip = ("train_seconds", "wall_seconds")
+    assert [{k: v for k, v in r.items() if k not in strip} for r in second] == \
+           [{k: v for k, v in r.items() if k not in strip} for r in first]
+
+    calls.clear()
+    assert main([a if a != "24" else "16" for a in args] + ["--out", str(tmp_path / "c")]) == 0
+    assert len(calls) == 7                                  # teacher + 4 hand-crafted + 2 learned

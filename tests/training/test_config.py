@@ -86,3 +86,23 @@ def test_shipped_configs_resolve_for_every_stage(name):
     else:
         assert tiny[0].block_out_channels == (128, 256, 512, 512) and tiny[0].latent_channels == 64
         assert tiny[1].base_units == 256 and tiny[2].scale_factor == 1.0
+
+
+def test_spanlift_section_records_its_defaults_and_guards_resume(tmp_path):
+    """The resolved config holds every SpanLift field (defaults included), so a run trained under
+    another operator width is not resumed by a config that only differs by a changed default."""
+    from nowcast.training.runs import find_resumable
+    from nowcast.training.solver_stage import SolverSection
+
+    cfg = load_config(None, "spanlift", [("runs_dir", str(tmp_path))])
+    section = cfg.to_dict()["spanlift"]
+    assert section["hidden"] == SolverSection().hidden and section["base"] == "ddim:5"
+    old = tmp_path / f"00000-{cfg.name}"
+    old.mkdir()
+    (old / "state.pt").write_bytes(b"")
+    saved = cfg.to_dict()
+    saved["spanlift"] = {**section, "hidden": section["hidden"] * 2}
+    (old / "config.json").write_text(json.dumps(saved))
+    assert find_resumable(tmp_path, cfg.name, cfg.to_dict()) is None
+    (old / "config.json").write_text(json.dumps(cfg.to_dict()))
+    assert find_resumable(tmp_path, cfg.name, cfg.to_dict()) == old
