@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from ..hub import sha1sum
 from ..solvers.registry import get_solver
 from ..solvers.schedules import edm_sigmas, logsnr_sigmas
 from .datasets import DATASETS, load_images
@@ -119,14 +120,6 @@ class _ScoreCache:
         return st
 
 
-def _sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def run_image_benchmark(s: ImageBenchSettings, log=print) -> dict:
     """Run the benchmark; returns ``{'settings', 'model', 'reference', 'records'}``.
 
@@ -139,7 +132,7 @@ def run_image_benchmark(s: ImageBenchSettings, log=print) -> dict:
     gen = torch.Generator().manual_seed(10_000 + s.seed)           # test noise, disjoint from training
     noise = torch.randn((s.samples,) + shape, generator=gen)
     cache = _ScoreCache(Path(s.work_dir) / "scores",
-                        {"model_sha256": _sha256(model_path), "data": s.data, "samples": s.samples,
+                        {"model_sha256": sha1sum(model_path, "sha256"), "data": s.data, "samples": s.samples,
                          "seed": s.seed, "teacher": s.teacher})
 
     clf, acc = train_classifier_features(data.images, data.labels, seed=s.seed)
