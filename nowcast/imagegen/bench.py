@@ -121,7 +121,8 @@ class _ScoreCache:
 
 
 def run_image_benchmark(s: ImageBenchSettings, log=print) -> dict:
-    """Run the benchmark; returns ``{'settings', 'model', 'classifier_accuracy', 'real_data', 'records'}``.
+    """Run the benchmark; returns ``{'settings', 'model', 'classifier_accuracy', 'real_data',
+    'records'}``.
 
     Finished sample sets are scored once: their scores are cached in ``<work_dir>/scores`` (see
     :class:`_ScoreCache`), the model and the learned solvers in their run directories.
