@@ -93,7 +93,7 @@ def run(cfg, progress: bool = True, new_run: bool = False, on_step=None) -> str:
     from .data.cache import synthetic_store
     from .training.engine import Dist, train
     from .training.runs import RunDir, find_resumable, git_commit, machine, new_run_dir
-    from .training.stages import build_stage, check_init
+    from .training.stages import build_stage, check_init, frame_size, resolved_config
 
     check_init(cfg)                        # before anything is built or written
     if cfg.device == "cuda" and not torch.cuda.is_available():
@@ -115,7 +115,8 @@ def run(cfg, progress: bool = True, new_run: bool = False, on_step=None) -> str:
         stage = build_solver_job(cfg, store, device)           # bad input fails before any file
     else:
         stage = build_stage(cfg, store, device, progress=progress and dist.main)
-    config = cfg.to_dict()
+    # every model field is recorded (defaults included) so that a changed default is not resumed
+    config = cfg.to_dict() if cfg.stage == "spanlift" else resolved_config(cfg, frame_size(store))
     run_dir = None
     if dist.main:
         found = None if new_run else find_resumable(cfg.runs_dir, cfg.name, config)

@@ -22,7 +22,7 @@ from ..models.vae import FrameVAE, PatchDiscriminator, VAEConfig, discriminator_
 from .config import TrainConfig
 from .engine import Stage, step_seed
 
-__all__ = ["build_stage", "check_init", "model_configs", "frame_size"]
+__all__ = ["build_stage", "check_init", "model_configs", "frame_size", "resolved_config"]
 
 
 def frame_size(store: str) -> tuple:
@@ -46,6 +46,30 @@ def model_configs(cfg: TrainConfig, frame_hw: tuple) -> tuple:
     align = AlignmentConfig.from_dict({"latent_channels": vae.latent_channels, "target_frames": task.out_len,
                                        "height": h, "width": w, **cfg.alignment})
     return vae, unet, DiffusionConfig.from_dict(cfg.diffusion), align
+
+
+def resolved_config(cfg: TrainConfig, frame_hw: tuple) -> dict:
+    """``cfg.to_dict()`` with every model section resolved to its full config, defaults included.
+
+    A run's ``config.json`` records this, so that a run is resumed only by the same models even
+    after a default of :class:`VAEConfig`, :class:`UNetConfig`, ``DiffusionConfig`` or
+    :class:`AlignmentConfig` changes (an overrides-only record would match the new default).
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        A ``vae``, ``ldm`` or ``align`` configuration.
+    frame_hw : tuple
+        ``(H, W)`` of the store's frames (they fix the latent size).
+
+    Returns
+    -------
+    dict
+        JSON-ready configuration.
+    """
+    vae, unet, diffusion, align = model_configs(cfg, frame_hw)
+    return {**cfg.to_dict(), "vae": vae.to_dict(), "unet": unet.to_dict(), "diffusion": diffusion.to_dict(),
+            "alignment": align.to_dict()}
 
 
 def _optimizer(cfg: TrainConfig, betas=None):

@@ -152,3 +152,30 @@ def test_ddp_with_two_cpu_processes(tiny_store, tiny_config, trained_vae, tmp_pa
     assert "(2 process(es)" in log and "done: 3 steps" in log
     assert load_checkpoint(latest_checkpoint(run_dir))["world_size"] == 2
     assert load_model(run_dir).meta["world_size"] == 2
+
+
+def test_run_records_the_resolved_models_and_resumes_by_them(tiny_store, tiny_config, trained_vae):
+    """config.json holds every model field (not only the YAML's overrides): spelling out a default
+    is the same model and resumes the run, a changed field the YAML never set is another model."""
+    from dataclasses import fields
+
+    from nowcast.models.unet import UNetConfig
+    from nowcast.models.vae import VAEConfig
+    from nowcast.training.runs import find_resumable
+    from nowcast.training.stages import frame_size, resolved_config
+
+    run_dir = Path(trained_vae)
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert set(saved["vae"]) == {f.name for f in fields(VAEConfig)}
+    assert set(saved["unet"]) == {f.name for f in fields(UNetConfig)}
+    assert saved["vae"]["kl_weight"] == 1e-6 and saved["vae"]["latent_channels"] == 4
+    h, w = frame_size(tiny_store)
+    assert (saved["unet"]["height"], saved["unet"]["width"]) == (h // 8, w // 8)
+
+    def resumable(*overrides):
+        cfg = load_config(tiny_config, "vae", [("data", tiny_store), ("runs_dir", str(run_dir.parent)), *overrides])
+        return find_resumable(run_dir.parent, cfg.name, resolved_config(cfg, (h, w)))
+
+    assert resumable() == run_dir
+    assert resumable(("vae.kl_weight", 1e-6), ("max_steps", 50)) == run_dir
+    assert resumable(("vae.kl_weight", 1e-5)) is None
