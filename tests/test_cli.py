@@ -1,0 +1,35 @@
+"""Command-line help: every option explains itself and shows a default only where it has one."""
+
+import argparse
+
+import pytest
+
+from nowcast.cli import HelpFormatter
+
+
+def _imagegen_parsers():
+    from nowcast.imagegen.__main__ import _parser
+    from nowcast.imagegen.bench import _parser as bench_parser
+
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {**{f"imagegen {k}": v for k, v in sub.choices.items() if k != "bench"}, "imagegen bench": bench_parser()}
+
+
+@pytest.mark.parametrize("name", ["imagegen sample", "imagegen train-solver", "imagegen fid", "imagegen bench"])
+def test_every_option_has_help(name):
+    parser = _imagegen_parsers()[name]
+    undocumented = [a.option_strings or a.dest for a in parser._actions if not a.help]
+    assert undocumented == []
+
+
+def test_defaults_are_shown_once_and_only_when_real():
+    p = argparse.ArgumentParser(formatter_class=HelpFormatter)
+    p.add_argument("--seed", type=int, default=0, help="seed")
+    p.add_argument("--lr", type=float, default=None, help="learning rate")
+    p.add_argument("--out", default="a.png", help="output (default: next to the input)")
+    p.add_argument("--fast", action="store_true", help="go fast")
+    text = " ".join(p.format_help().split())
+    assert "seed (default: 0)" in text                    # 0 is a value, not "no default"
+    assert "learning rate (default" not in text
+    assert text.count("default") == 2                     # the seed's and the one the help states
+    assert "go fast (default" not in text
