@@ -29,6 +29,9 @@ from ..cli import HelpFormatter
 
 __all__ = ["main"]
 
+_MODEL_HELP = "tiny EDM model.pt, or an EDM pickle (needs --trust-pickle)"
+_TRUST_HELP = "allow loading an EDM pickle (it runs code)"
+
 
 def _load_model(spec: str, trust: bool, device: str):
     path = Path(spec)
@@ -157,8 +160,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("sample", help="draw images from a model", formatter_class=HelpFormatter)
-    s.add_argument("--model", required=True, help="tiny EDM model.pt, or an EDM pickle (needs --trust-pickle)")
-    s.add_argument("--trust-pickle", action="store_true", help="allow loading an EDM pickle (it runs code)")
+    s.add_argument("--model", required=True, help=_MODEL_HELP)
+    s.add_argument("--trust-pickle", action="store_true", help=_TRUST_HELP)
     s.add_argument("--solver", default="ipndm", help="registry solver (euler, heun, ipndm, dpmpp-3m, unipc …) "
                                                      "or a solver.pt from train-solver")
     s.add_argument("--steps", type=int, default=10, help="steps of a registry solver")
@@ -175,8 +178,8 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_sample)
 
     t = sub.add_parser("train-solver", help="learn dyweight or spanlift for a model", formatter_class=HelpFormatter)
-    t.add_argument("--model", required=True, help="tiny EDM model.pt, or an EDM pickle (needs --trust-pickle)")
-    t.add_argument("--trust-pickle", action="store_true", help="allow loading an EDM pickle (it runs code)")
+    t.add_argument("--model", required=True, help=_MODEL_HELP)
+    t.add_argument("--trust-pickle", action="store_true", help=_TRUST_HELP)
     t.add_argument("--solver", default="spanlift", choices=("spanlift", "dyweight"), help="what to learn")
     t.add_argument("--base", default="ipndm", help="spanlift's base: registry solver or a dyweight solver.pt")
     t.add_argument("--nfe", type=int, default=4, help="model evaluations of the learned solver (with AFS)")
