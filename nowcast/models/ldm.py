@@ -4,6 +4,10 @@
   posterior samples of the future frames, the condition the posterior mode of the context frames
   (raw latents, scale factor 1, as PreDiff; ``scale_factor`` multiplies the latents as latent
   diffusion's ``scale_by_std`` does, so that they have unit variance).
+* Optional first guess (``first_guess``, off in PreDiff): a non-learned nowcast of the target frames
+  from the context (``"pysteps"``: Lagrangian extrapolation, as in cascaded deterministic + diffusion
+  nowcasters such as CasCast) is encoded like the context and appended to the condition; the UNet
+  (``guide`` on) sees it beside the noisy target latents. It costs no model evaluations.
 * Loss: ``mean_batch[ mean((ε̂ − ε)²) / exp(γ_t) + γ_t ]`` with γ a learned per-timestep
   log-variance (initialised to 0).
 * Sampling goes through the solver core: the ε-network is adapted to a σ-space
@@ -18,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -44,6 +49,7 @@ class DiffusionConfig(DictConfig):
     beta_end: float = 2e-2
     learn_logvar: bool = True
     scale_factor: float = 1.0        # latents seen by the diffusion = VAE latents × scale_factor
+    first_guess: str = ""            # "" (none, PreDiff) or a baseline name ("pysteps") fed to a guide UNet
 
 
 def member_noise(shape: tuple, seeds, dtype=torch.float32, device="cpu") -> torch.Tensor:
@@ -81,7 +87,11 @@ class LatentDiffusion(nn.Module):
 
     def __init__(self, vae: FrameVAE, unet: SpaceTimeUNet, cfg: DiffusionConfig = DiffusionConfig()):
         super().__init__()
+        if bool(cfg.first_guess) != bool(unet.cfg.guide):
+            raise ValueError(f"first_guess={cfg.first_guess!r} needs a UNet with guide={bool(cfg.first_guess)}, "
+                             f"got guide={unet.cfg.guide}")
         self.cfg, self.vae, self.unet = cfg, vae, unet
+        self._first_guess = None
         for p in self.vae.parameters():
             p.requires_grad_(False)
         betas = make_betas(cfg.beta_schedule, cfg.timesteps, cfg.beta_start, cfg.beta_end)
@@ -96,10 +106,37 @@ class LatentDiffusion(nn.Module):
 
     # -- latents ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def encode_context(self, context: torch.Tensor) -> torch.Tensor:
-        """``(B, Tc, H, W)`` frames in [0, 1] → posterior-mode latents ``(B, Tc, L, h, w)``."""
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(B, T, H, W)`` frames in [0, 1] → posterior-mode latents ``(B, T, L, h, w)`` (scaled)."""
         dtype = next(self.vae.parameters()).dtype
-        return self.vae.encode_sequence(context[:, :, None].to(dtype), sample=False) * self.cfg.scale_factor
+        return self.vae.encode_sequence(frames[:, :, None].to(dtype), sample=False) * self.cfg.scale_factor
+
+    def first_guess_frames(self, context: torch.Tensor) -> torch.Tensor:
+        """The first-guess nowcast ``(B, Tt, H, W)`` in [0, 1] of context frames ``(B, Tc, H, W)`` in [0, 1].
+
+        Raises
+        ------
+        ValueError
+            When the model has no first guess.
+        """
+        if not self.cfg.first_guess:
+            raise ValueError("this model has no first guess (diffusion.first_guess is empty)")
+        if self._first_guess is None:
+            from ..verification.baselines import get_baseline
+
+            self._first_guess = get_baseline(self.cfg.first_guess)
+        ctx = np.rint(context.detach().float().clamp(0, 1).cpu().numpy() * 255.0).clip(0, 254).astype(np.uint8)
+        guess = self._first_guess.predict(ctx, self.unet.cfg.target_frames)[:, 0]
+        return torch.from_numpy(guess.astype(np.float32) / 255.0).to(context.device)
+
+    @torch.no_grad()
+    def encode_context(self, context: torch.Tensor) -> torch.Tensor:
+        """The condition of ``(B, Tc, H, W)`` context frames in [0, 1]: posterior-mode latents
+        ``(B, Tc, L, h, w)``, followed with a first guess by its latents (``(B, Tc + Tt, L, h, w)``)."""
+        z_c = self.encode_frames(context)
+        if not self.cfg.first_guess:
+            return z_c
+        return torch.cat([z_c, self.encode_frames(self.first_guess_frames(context))], dim=1)
 
     @torch.no_grad()
     def encode_target(self, target: torch.Tensor, generator=None) -> torch.Tensor:
@@ -180,7 +217,7 @@ class LatentDiffusion(nn.Module):
         Parameters
         ----------
         z_c : torch.Tensor
-            ``(B, Tc, L, h, w)`` context latents.
+            ``(B, Tc, L, h, w)`` context latents (the condition of :meth:`encode_context`).
         seeds : sequence of int
             One seed per member; member ``m`` of every context starts from the noise of ``seeds[m]``.
         solver : str or Solver

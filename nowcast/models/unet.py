@@ -2,7 +2,10 @@
 
 Input: context latents ``z_c (B, Tc, L, h, w)`` and noisy target latents ``z_t (B, Tt, L, h, w)``,
 concatenated along time, plus one observed/future indicator channel (1 on context frames, 0 on
-target frames). Path:
+target frames). With ``guide`` on, the condition also carries, after the context latents, the
+latents of a first-guess forecast of the target frames (e.g. a Lagrangian extrapolation): they are
+fed as ``L`` extra channels of the target frames (zeros on the context frames), so the network
+learns the forecast as a correction of the first guess. Path:
 
 * ``first_proj``: a residual block of 3×3×3 convolutions (no time embedding) to ``base_units``,
   then a learned additive position embedding (time + height + width);
@@ -47,6 +50,7 @@ class UNetConfig(DictConfig):
     ffn_mult: int = 4
     dropout: float = 0.1
     norm_groups: int = 32
+    guide: bool = False       # the condition carries first-guess latents of the target frames too
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -198,7 +202,8 @@ class SpaceTimeUNet(nn.Module):
         t_all, c0 = cfg.context_frames + cfg.target_frames, cfg.base_units
         temb_dim = c0 * cfg.time_embed_mult
         self.time_embed = nn.Sequential(nn.Linear(c0, temb_dim), nn.SiLU(), nn.Linear(temb_dim, temb_dim))
-        self.first_proj = TimeEmbedResBlock(cfg.latent_channels + 1, c0, None, cfg.dropout, cfg.norm_groups)
+        c_in = cfg.latent_channels * (2 if cfg.guide else 1) + 1
+        self.first_proj = TimeEmbedResBlock(c_in, c0, None, cfg.dropout, cfg.norm_groups)
         self.pos_t = nn.Parameter(torch.zeros(1, c0, t_all, 1, 1))
         self.pos_h = nn.Parameter(torch.zeros(1, c0, 1, cfg.height, 1))
         self.pos_w = nn.Parameter(torch.zeros(1, c0, 1, 1, cfg.width))
@@ -223,19 +228,26 @@ class SpaceTimeUNet(nn.Module):
         t : torch.Tensor
             ``(B,)`` or scalar (fractional) timesteps.
         z_c : torch.Tensor
-            ``(B, Tc, L, h, w)`` context latents.
+            ``(B, Tc, L, h, w)`` context latents; with ``guide`` on, ``(B, Tc + Tt, L, h, w)``: the
+            context latents followed by the first-guess latents of the target frames.
         """
         cfg = self.cfg
         b = z_t.shape[0]
         if z_c.shape[0] != b and z_c.shape[0] == 1:
             z_c = z_c.expand(b, *z_c.shape[1:])
-        if z_c.shape[1] != cfg.context_frames or z_t.shape[1] != cfg.target_frames:
-            raise ValueError(f"expected {cfg.context_frames} context and {cfg.target_frames} target frames, "
+        n_cond = cfg.context_frames + (cfg.target_frames if cfg.guide else 0)
+        if z_c.shape[1] != n_cond or z_t.shape[1] != cfg.target_frames:
+            what = "context + first-guess" if cfg.guide else "context"
+            raise ValueError(f"expected {n_cond} {what} and {cfg.target_frames} target frames, "
                              f"got {z_c.shape[1]} and {z_t.shape[1]}")
-        x = torch.cat([z_c.to(z_t.dtype), z_t], dim=1)                     # (B, T, L, h, w)
+        z_c = z_c.to(z_t.dtype)
+        x = torch.cat([z_c[:, :cfg.context_frames], z_t], dim=1)          # (B, T, L, h, w)
+        parts = [x]
+        if cfg.guide:
+            parts.append(torch.cat([torch.zeros_like(z_c[:, :cfg.context_frames]), z_c[:, cfg.context_frames:]], 1))
         ind = torch.zeros(b, x.shape[1], 1, *x.shape[3:], dtype=x.dtype, device=x.device)
         ind[:, : cfg.context_frames] = 1
-        x = torch.cat([x, ind], dim=2).transpose(1, 2)                     # (B, L+1, T, h, w)
+        x = torch.cat([*parts, ind], dim=2).transpose(1, 2)                # (B, C_in, T, h, w)
         t = torch.as_tensor(t, device=x.device).reshape(-1).expand(b)
         temb = self.time_embed(timestep_embedding(t, cfg.base_units).to(x.dtype))
         x = self.first_proj(x) + self.pos_t + self.pos_h + self.pos_w

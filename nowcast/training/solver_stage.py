@@ -174,7 +174,7 @@ class SolverJob:
     def observed_batch(self, frames: torch.Tensor, noise: torch.Tensor) -> Batch:
         """A batch targeting the observed future of ``(B, T, H, W)`` windows from standard normal latents."""
         future = frames[:, self.task.in_len:].to(self.device)
-        target = future if LOSS_SPACE[self.section.loss] == "frames" else self.ldm.encode_context(future)
+        target = future if LOSS_SPACE[self.section.loss] == "frames" else self.ldm.encode_frames(future)
         x = self.ldm.prior_state(noise.to(self.device), self.sigmas)
         return Batch(x, target, self._context(frames))
 

@@ -184,6 +184,25 @@ def _latent_cache(vae: FrameVAE, data: WindowDataset, device, progress: bool) ->
     return torch.stack(means), torch.stack(stds)
 
 
+def _first_guess_cache(ldm: LatentDiffusion, data: WindowDataset, starts: np.ndarray, device,
+                       progress: bool) -> torch.Tensor:
+    """The first-guess latents ``(E, S, Tt, L, h, w)`` of the window starting at each of ``starts`` in
+    every event of the split (the condition's tail that :meth:`LatentDiffusion.encode_context` adds)."""
+    import zarr
+    from tqdm.auto import tqdm
+
+    task = data.task
+    vil = zarr.open_group(data.store, mode="r")["vil"]
+    out = []
+    for e in tqdm(data.events, desc=f"first guess ({ldm.cfg.first_guess}) of every train window", unit="event",
+                  disable=not progress):
+        raw = np.asarray(vil[int(e)])
+        x = torch.from_numpy(np.where(raw == MISSING, 0, raw).astype(np.float32) / 255.0)
+        ctx = torch.stack([x[int(s):int(s) + task.in_len] for s in starts]).to(device)
+        out.append(ldm.encode_frames(ldm.first_guess_frames(ctx)).cpu())
+    return torch.stack(out)
+
+
 def _ldm_stage(cfg: TrainConfig, store: str, device: torch.device, progress: bool) -> Stage:
     check_init(cfg)
     vae = load_vae(cfg.init, device)
@@ -209,15 +228,19 @@ def _ldm_stage(cfg: TrainConfig, store: str, device: torch.device, progress: boo
     if cfg.latent_cache:
         stride = cfg.train_stride or task.stride
         starts = np.arange(0, mean.shape[1] - task.seq_len + 1, stride)
+        guess = _first_guess_cache(ldm, data, starts, device, progress) if dcfg.first_guess else None
 
         def sample(step, micro, rank):
             rng = np.random.default_rng(step_seed(cfg.seed, step, micro, rank, 2))
             ev = rng.integers(mean.shape[0], size=cfg.batch_size)
-            st = starts[rng.integers(len(starts), size=cfg.batch_size)]
-            sl = [slice(int(s), int(s) + task.seq_len) for s in st]
+            si = rng.integers(len(starts), size=cfg.batch_size)
+            sl = [slice(int(starts[i]), int(starts[i]) + task.seq_len) for i in si]
             m = torch.stack([mean[int(e), s] for e, s in zip(ev, sl)])
             sd = torch.stack([std[int(e), s] for e, s in zip(ev, sl)])
-            return {"z_c": m[:, :task.in_len], "mu": m[:, task.in_len:], "std": sd[:, task.in_len:]}
+            z_c = m[:, :task.in_len]
+            if guess is not None:
+                z_c = torch.cat([z_c, torch.stack([guess[int(e), int(i)] for e, i in zip(ev, si)])], dim=1)
+            return {"z_c": z_c, "mu": m[:, task.in_len:], "std": sd[:, task.in_len:]}
 
         def compute(b, step, generator):
             z_0 = b["mu"] + b["std"] * torch.randn(b["mu"].shape, generator=generator).to(b["mu"].device)

@@ -102,6 +102,7 @@ class PystepsExtrapolation:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             # pysteps' outlier filter divides by zero when a frame has few feature points
             warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.filterwarnings("ignore", message=".*during outlier detection", category=UserWarning)
             return pysteps.motion.get_method("lucaskanade")(db, verbose=False)
 
     def predict(self, context, n_lead: int, n_members: int = 1, seed: int = 0) -> np.ndarray:

@@ -179,3 +179,36 @@ def test_run_records_the_resolved_models_and_resumes_by_them(tiny_store, tiny_co
     assert resumable() == run_dir
     assert resumable(("vae.kl_weight", 1e-6), ("max_steps", 50)) == run_dir
     assert resumable(("vae.kl_weight", 1e-5)) is None
+
+
+def test_a_guided_run_trains_on_the_first_guess_the_forecast_computes(tiny_store, tiny_config, trained_vae, tmp_path):
+    """With a first guess, the cached condition of a training window is what inference computes."""
+    pytest.importorskip("pysteps")
+    import zarr
+
+    from nowcast.data.codec import MISSING
+    from nowcast.data.windows import WindowDataset
+    from nowcast.training.stages import build_stage
+
+    over = [("data", tiny_store), ("init", trained_vae), ("runs_dir", str(tmp_path)), ("max_steps", 3),
+            ("unet.guide", True), ("diffusion.first_guess", "pysteps")]
+    cfg = load_config(tiny_config, "ldm", over)
+    stage = build_stage(cfg, tiny_store, torch.device("cpu"), progress=False)
+    ldm = stage.modules["ldm"].eval()
+    batch = stage.sample(0, 0, 0)
+    assert batch["z_c"].shape[1] == 7 + 6
+    vil = zarr.open_group(tiny_store, mode="r")["vil"]
+    found = 0
+    for e in WindowDataset(tiny_store, "sevirlr", "train").events:
+        raw = np.asarray(vil[int(e)])
+        frames = torch.from_numpy(np.where(raw == MISSING, 0, raw).astype(np.float32) / 255.0)
+        for s in range(frames.shape[0] - 13 + 1):
+            cond = ldm.encode_context(frames[None, s:s + 7])
+            for row in batch["z_c"]:
+                if torch.allclose(row[:7], cond[0, :7], atol=1e-5):
+                    torch.testing.assert_close(row[7:], cond[0, 7:], rtol=1e-4, atol=1e-5)
+                    found += 1
+    assert found >= len(batch["z_c"])
+    model = load_model(run(cfg, progress=False))
+    assert model.ldm.cfg.first_guess == "pysteps" and model.ldm.unet.cfg.guide
+    assert model.ldm.forecast(torch.rand(1, 7, 32, 32), seeds=[0], steps=2).shape == (1, 1, 6, 32, 32)
