@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from .cli import HelpFormatter
+
 __all__ = ["main"]
 
 OUTPUTS = ("metrics.nc", "metrics.json", "table.md")
@@ -30,7 +32,7 @@ OUTPUTS = ("metrics.nc", "metrics.json", "table.md")
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m nowcast.evaluate", description=__doc__.replace("``", ""),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--samplers", nargs="+", default=["ddim:100", "ddim:5", "persistence", "pysteps"],
                    metavar="SAMPLER", help="what to evaluate (default: ddim:100 ddim:5 persistence pysteps)")
     p.add_argument("--model", default="default", help="nowcaster: default, a model file or an ldm run dir")

@@ -22,12 +22,14 @@ import os
 import sys
 from pathlib import Path
 
+from .cli import HelpFormatter
+
 __all__ = ["main", "run_forecast"]
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m nowcast.forecast", description=__doc__.replace("``", ""),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("event", help="netCDF event file")
     p.add_argument("--model", default="default", help="default, a model file or an ldm run dir (default: default)")
     p.add_argument("--solver", default="spanlift",

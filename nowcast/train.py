@@ -30,6 +30,8 @@ import argparse
 import sys
 from dataclasses import replace
 
+from .cli import HelpFormatter
+
 __all__ = ["main"]
 
 
@@ -37,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m nowcast.train", description=__doc__.replace("``", ""),
                                 epilog="Flags override the YAML file, which overrides the defaults of "
                                        "nowcast.training.config.TrainConfig.",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--stage", choices=("spanlift", "vae", "ldm", "align"), default=None,
                    help="what to train (default: the config's stage, else spanlift)")
     p.add_argument("--config", default=None, help="YAML file, e.g. configs/sevirlr_tiny.yaml")
