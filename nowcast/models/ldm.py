@@ -7,7 +7,10 @@
 * Optional first guess (``first_guess``, off in PreDiff): a non-learned nowcast of the target frames
   from the context (``"pysteps"``: Lagrangian extrapolation, as in cascaded deterministic + diffusion
   nowcasters such as CasCast) is encoded like the context and appended to the condition; the UNet
-  (``guide`` on) sees it beside the noisy target latents. It costs no model evaluations.
+  (``guide`` on) sees it beside the noisy target latents. It costs no model evaluations. With
+  ``residual`` the diffusion models the correction of the first guess g instead of the future itself:
+  the ε-network sees ``z_t − √ᾱ_t·g`` (the noised correction ``z_0 − g``; its ε target is unchanged)
+  and sampling starts from ``√ᾱ_T·g`` plus noise, so that x̂₀ = g + the denoised correction.
 * Loss: ``mean_batch[ mean((ε̂ − ε)²) / exp(γ_t) + γ_t ]`` with γ a learned per-timestep
   log-variance (initialised to 0).
 * Sampling goes through the solver core: the ε-network is adapted to a σ-space
@@ -28,7 +31,7 @@ from torch import nn
 
 from ..config import DictConfig
 from ..solvers.ancestral import sample_ddpm
-from ..solvers.denoisers import VPDenoiser, make_betas
+from ..solvers.denoisers import VPDenoiser, make_betas, vp_t_to_sigma
 from ..solvers.registry import get_solver
 from ..solvers.rollout import rollout
 from ..solvers.schedules import vp_sigmas
@@ -50,6 +53,7 @@ class DiffusionConfig(DictConfig):
     learn_logvar: bool = True
     scale_factor: float = 1.0        # latents seen by the diffusion = VAE latents × scale_factor
     first_guess: str = ""            # "" (none, PreDiff) or a baseline name ("pysteps") fed to a guide UNet
+    residual: bool = False           # with a first guess g: diffuse the correction z_0 − g instead of z_0
 
 
 def member_noise(shape: tuple, seeds, dtype=torch.float32, device="cpu") -> torch.Tensor:
@@ -62,13 +66,23 @@ def member_noise(shape: tuple, seeds, dtype=torch.float32, device="cpu") -> torc
 
 
 class _EpsModel(nn.Module):
-    """``model(x, t, cond)`` calling convention of the solver core, cond = context latents."""
+    """``model(x, t, cond)`` calling convention of the solver core, cond = context latents.
 
-    def __init__(self, unet: SpaceTimeUNet):
+    With ``residual`` the condition ends with the first-guess latents g, and the UNet sees
+    ``x − √ᾱ_t·g`` (ᾱ at fractional ``t`` as :class:`VPDenoiser` interpolates it).
+    """
+
+    def __init__(self, unet: SpaceTimeUNet, alphas_cumprod: torch.Tensor, residual: bool = False):
         super().__init__()
-        self.unet = unet
+        self.unet, self.residual = unet, residual
+        ac = alphas_cumprod.to(torch.float64)
+        self.register_buffer("log_sigmas", ((1 - ac) / ac).sqrt().log(), persistent=False)
 
     def forward(self, x, t, cond):  # noqa: D102
+        if self.residual:
+            sigma = vp_t_to_sigma(self.log_sigmas, t)
+            sqrt_ac = (1 + sigma ** 2).rsqrt().to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
+            x = x - sqrt_ac * cond[:, -x.shape[1]:]
         return self.unet(x, t, cond)
 
 
@@ -90,6 +104,8 @@ class LatentDiffusion(nn.Module):
         if bool(cfg.first_guess) != bool(unet.cfg.guide):
             raise ValueError(f"first_guess={cfg.first_guess!r} needs a UNet with guide={bool(cfg.first_guess)}, "
                              f"got guide={unet.cfg.guide}")
+        if cfg.residual and not cfg.first_guess:
+            raise ValueError("residual=True diffuses the correction of a first guess: set first_guess too")
         self.cfg, self.vae, self.unet = cfg, vae, unet
         self._first_guess = None
         for p in self.vae.parameters():
@@ -97,7 +113,7 @@ class LatentDiffusion(nn.Module):
         betas = make_betas(cfg.beta_schedule, cfg.timesteps, cfg.beta_start, cfg.beta_end)
         self.register_buffer("alphas_cumprod", torch.cumprod(1 - betas, 0), persistent=False)
         self.logvar = nn.Parameter(torch.zeros(cfg.timesteps), requires_grad=cfg.learn_logvar)
-        self.eps_model = _EpsModel(unet)
+        self.eps_model = _EpsModel(unet, self.alphas_cumprod, cfg.residual)
 
     def train(self, mode: bool = True):  # the VAE stays frozen and in eval mode
         super().train(mode)
@@ -183,7 +199,7 @@ class LatentDiffusion(nn.Module):
         eps = torch.randn(z_0.shape, generator=generator).to(dev)
         ac = self.alphas_cumprod[t].view(b, 1, 1, 1, 1).to(z_0.dtype)
         z_t = ac.sqrt() * z_0 + (1 - ac).sqrt() * eps
-        err = (self.unet(z_t, t.float(), z_c) - eps).pow(2).mean(dim=(1, 2, 3, 4))
+        err = (self.eps_model(z_t, t.float(), z_c) - eps).pow(2).mean(dim=(1, 2, 3, 4))
         gamma = self.logvar[t]
         loss = (err / gamma.exp() + gamma).mean()
         return loss, {"simple": err.mean().detach(), "logvar": gamma.mean().detach()}
@@ -202,11 +218,22 @@ class LatentDiffusion(nn.Module):
         """The σ grid (``steps + 1`` points, float64) that ``steps`` DDIM-spaced solver steps follow."""
         return vp_sigmas(self.alphas_cumprod, steps, spacing).to(device or self.alphas_cumprod.device)
 
-    @staticmethod
-    def prior_state(noise: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+    def prior_state(self, noise: torch.Tensor, sigmas: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """The σ-space start ``x = z_T·√(1 + σ_0²)`` of standard normal latents ``z_T`` (as diffusers
-        starts DDIM from the VP prior)."""
-        return noise * (1 + sigmas[0].to(torch.float64) ** 2).sqrt().to(noise.dtype)
+        starts DDIM from the VP prior); a ``residual`` model starts from its first guess plus that,
+        ``x + g`` with ``g`` the tail of the condition ``cond`` (required then).
+
+        Raises
+        ------
+        ValueError
+            When the model is residual and ``cond`` is not given.
+        """
+        x = noise * (1 + sigmas[0].to(torch.float64) ** 2).sqrt().to(noise.dtype)
+        if not self.cfg.residual:
+            return x
+        if cond is None:
+            raise ValueError("a residual model starts from its first guess: pass the condition")
+        return x + cond[:, -noise.shape[1]:].to(x)
 
     @torch.no_grad()
     def sample_latents(self, z_c: torch.Tensor, seeds, solver: str | object = "ddim", steps: int = 50,
@@ -247,6 +274,7 @@ class LatentDiffusion(nn.Module):
             eps_model = AlignedEps(self.eps_model, alignment["net"], self.alphas_cumprod,
                                    a_star.repeat_interleave(m), alignment.get("scale", 50.0))
         den = self.denoiser(eps_model)
+        sigmas = self.solver_grid(steps, spacing, dev)
         if solver == "ddpm":
             gens = [torch.Generator().manual_seed(int(s) + 1_000_003) for s in seeds]
 
@@ -254,12 +282,13 @@ class LatentDiffusion(nn.Module):
                 draws = torch.stack([torch.randn(shape[1:], generator=g, dtype=torch.float64) for g in gens])
                 return draws[None].expand(b, *draws.shape).reshape(shape).to(dev)
 
+            if self.cfg.residual:                     # z_T = noise + √ᾱ_T·g in VP space
+                x_T = x_T + (1 + sigmas[0].to(torch.float64) ** 2).rsqrt().to(x_T.dtype) * cond[:, -x_T.shape[1]:]
             z = sample_ddpm(den, x_T, steps=steps, spacing=spacing, cond=cond, noise_fn=noise_fn,
                             progress=progress)
         else:
             solv = get_solver(solver) if isinstance(solver, str) else solver
-            sigmas = self.solver_grid(steps, spacing, dev)
-            z = rollout(den, self.prior_state(x_T, sigmas), sigmas, solv, cond=cond, **rollout_kwargs).x
+            z = rollout(den, self.prior_state(x_T, sigmas, cond), sigmas, solv, cond=cond, **rollout_kwargs).x
         return z.reshape(b, m, *z.shape[1:])
 
     @torch.no_grad()

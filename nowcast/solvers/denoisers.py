@@ -36,6 +36,7 @@ __all__ = [
     "BETA_SCHEDULES",
     "sigma_to_flow_t",
     "flow_t_to_sigma",
+    "vp_t_to_sigma",
 ]
 
 
@@ -197,6 +198,28 @@ def make_betas(kind: str, num_steps: int = 1000, beta_start: float = 1e-4,
     raise ValueError(f"unknown beta schedule {kind!r}; available: {list(BETA_SCHEDULES)}")
 
 
+def vp_t_to_sigma(log_sigmas: torch.Tensor, t) -> torch.Tensor:
+    """σ̃ of a (fractional) timestep index of a discrete VP table, log-linear between entries.
+
+    Parameters
+    ----------
+    log_sigmas : torch.Tensor
+        ``(T,)`` ln σ̃_t = ln √((1 − ᾱ_t)/ᾱ_t), float64.
+    t : torch.Tensor or float
+        Timestep indices in ``[0, T − 1]``.
+
+    Returns
+    -------
+    torch.Tensor
+        σ̃ (float64), the inverse of :meth:`VPDenoiser.sigma_to_t`.
+    """
+    t = torch.as_tensor(t, dtype=torch.float64, device=log_sigmas.device)
+    lo = t.floor().long().clamp(0, len(log_sigmas) - 1)
+    hi = (lo + 1).clamp(max=len(log_sigmas) - 1)
+    w = t - lo
+    return ((1 - w) * log_sigmas[lo] + w * log_sigmas[hi]).exp()
+
+
 class VPDenoiser(Denoiser):
     """A discrete VP model (ε-, v- or x₀-prediction) as an EDM-space denoiser.
 
@@ -251,11 +274,7 @@ class VPDenoiser(Denoiser):
 
     def t_to_sigma(self, t: torch.Tensor) -> torch.Tensor:
         """σ̃ for a (fractional) timestep index, log-linear between table entries."""
-        t = torch.as_tensor(t, dtype=torch.float64, device=self.log_sigmas.device)
-        lo = t.floor().long().clamp(0, len(self.log_sigmas) - 1)
-        hi = (lo + 1).clamp(max=len(self.log_sigmas) - 1)
-        w = t - lo
-        return ((1 - w) * self.log_sigmas[lo] + w * self.log_sigmas[hi]).exp()
+        return vp_t_to_sigma(self.log_sigmas, t)
 
     def forward(self, x, sigma, cond=None):  # noqa: D102
         s = batch_sigma(sigma, x).to(torch.float64)

@@ -175,8 +175,8 @@ class SolverJob:
         """A batch targeting the observed future of ``(B, T, H, W)`` windows from standard normal latents."""
         future = frames[:, self.task.in_len:].to(self.device)
         target = future if LOSS_SPACE[self.section.loss] == "frames" else self.ldm.encode_frames(future)
-        x = self.ldm.prior_state(noise.to(self.device), self.sigmas)
-        return Batch(x, target, self._context(frames))
+        z_c = self._context(frames)
+        return Batch(self.ldm.prior_state(noise.to(self.device), self.sigmas, z_c), target, z_c)
 
     @torch.no_grad()
     def teacher_pairs(self, split: str, n: int, progress: bool, log: Callable[[str], None]) -> Batch:
@@ -206,7 +206,7 @@ class SolverJob:
                        disable=not progress)
             for start in range(have, n, cache.chunk):
                 sl = slice(start, min(n, start + cache.chunk))
-                end = rollout(den, self.ldm.prior_state(noise[sl], grid), grid, solver, cond=z_c[sl]).x
+                end = rollout(den, self.ldm.prior_state(noise[sl], grid, z_c[sl]), grid, solver, cond=z_c[sl]).x
                 cache.append(end.float().cpu().numpy())
                 bar.update(sl.stop - sl.start)
             bar.close()
@@ -215,7 +215,7 @@ class SolverJob:
         target = torch.from_numpy(cache.read(n)).to(self.device)
         if LOSS_SPACE[self.section.loss] == "frames":
             target = torch.cat([self.ldm.decode(target[i:i + 16]) for i in range(0, n, 16)])
-        return Batch(self.ldm.prior_state(noise, self.sigmas), target, z_c)
+        return Batch(self.ldm.prior_state(noise, self.sigmas, z_c), target, z_c)
 
     def observed_pairs(self, split: str, n: int) -> Batch:
         """``n`` fixed observed pairs of a split (validation of ``target: target``)."""

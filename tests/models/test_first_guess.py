@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from nowcast.models.ldm import DiffusionConfig, LatentDiffusion
+from nowcast.models.ldm import DiffusionConfig, LatentDiffusion, member_noise
 from nowcast.models.unet import SpaceTimeUNet
 from nowcast.models.vae import FrameVAE
 
@@ -84,3 +84,90 @@ def test_a_first_guess_needs_a_guide_unet_and_back(tiny_vae_cfg, tiny_unet_cfg):
     plain = LatentDiffusion(vae, SpaceTimeUNet(tiny_unet_cfg), DiffusionConfig())
     with pytest.raises(ValueError, match="no first guess"):
         plain.first_guess_frames(torch.zeros(1, 3, 32, 32))
+
+
+class _NoCorrection(torch.nn.Module):
+    """The exact ε of a residual model whose correction is always zero: ``ε = u/√(1 − ᾱ_t)`` for
+    the UNet input ``u = √(1 − ᾱ_t)·ε`` (ᾱ at fractional t log-linear in σ, computed here with numpy)."""
+
+    def __init__(self, alphas_cumprod):
+        super().__init__()
+        ac = alphas_cumprod.double().numpy()
+        self.log_sigmas = np.log(np.sqrt((1 - ac) / ac))
+
+    def forward(self, u, t, cond):
+        sigma = np.exp(np.interp(t.double().numpy(), np.arange(len(self.log_sigmas)), self.log_sigmas))
+        one_minus_ac = torch.from_numpy(sigma ** 2 / (1 + sigma ** 2)).view(-1, *([1] * (u.dim() - 1)))
+        return (u.double() / one_minus_ac.sqrt()).to(u.dtype)
+
+
+class _GaussianCorrection(_NoCorrection):
+    """The exact ε of corrections ``r ~ N(0, s²I)``: ``E[ε | u] = √(1 − ᾱ)·u / (ᾱ s² + 1 − ᾱ)``."""
+
+    def __init__(self, alphas_cumprod, s: float):
+        super().__init__(alphas_cumprod)
+        self.s = s
+
+    def forward(self, u, t, cond):
+        sigma = np.exp(np.interp(t.double().numpy(), np.arange(len(self.log_sigmas)), self.log_sigmas))
+        ac = torch.from_numpy(1 / (1 + sigma ** 2)).view(-1, *([1] * (u.dim() - 1)))
+        return ((1 - ac).sqrt() * u.double() / (ac * self.s ** 2 + 1 - ac)).to(u.dtype)
+
+
+@pytest.fixture
+def residual_ldm(tiny_vae_cfg, tiny_unet_cfg):
+    torch.manual_seed(0)
+    return LatentDiffusion(FrameVAE(tiny_vae_cfg), SpaceTimeUNet(replace(tiny_unet_cfg, guide=True)),
+                           DiffusionConfig(first_guess="pysteps", residual=True)).eval()
+
+
+@pytest.mark.parametrize("solver, steps", [("ddim", 10), ("heun", 4), ("ddpm", 20)])
+def test_a_residual_model_with_no_correction_forecasts_its_first_guess(residual_ldm, solver, steps):
+    """Analytic oracle: when the correction's distribution is a point mass at zero, every sampler
+    lands on the first guess, whatever the member's noise."""
+    residual_ldm.eps_model.unet = _NoCorrection(residual_ldm.alphas_cumprod)
+    ctx = _moving_blobs(3, size=32, u=1.0, v=0.5)
+    z_c = residual_ldm.encode_context(ctx)
+    z = residual_ldm.sample_latents(z_c, seeds=[0, 1, 2], solver=solver, steps=steps)
+    g = z_c[:, residual_ldm.unet.cfg.context_frames:]
+    for m in range(3):
+        torch.testing.assert_close(z[:, m], g, rtol=1e-4, atol=1e-4)
+
+
+def test_the_residual_loss_is_zero_for_no_correction_when_the_future_is_the_first_guess(residual_ldm):
+    residual_ldm.eps_model.unet = _NoCorrection(residual_ldm.alphas_cumprod)
+    residual_ldm.logvar.data.zero_()
+    z_c = residual_ldm.encode_context(_moving_blobs(3, size=32))
+    z_c = z_c.expand(4, *z_c.shape[1:])
+    g = z_c[:, residual_ldm.unet.cfg.context_frames:]
+    t = torch.tensor([0, 10, 400, 999])
+    loss, _ = residual_ldm.loss_latents(z_c, g.clone(), torch.Generator().manual_seed(0), t)
+    assert loss.item() < 1e-8
+    shifted, _ = residual_ldm.loss_latents(z_c, g + 0.5, torch.Generator().manual_seed(0), t)
+    assert shifted.item() > 1e-3
+
+
+def test_a_residual_model_needs_a_first_guess_and_its_start_needs_the_condition(tiny_vae_cfg, tiny_unet_cfg,
+                                                                                residual_ldm):
+    with pytest.raises(ValueError, match="first_guess"):
+        LatentDiffusion(FrameVAE(tiny_vae_cfg), SpaceTimeUNet(tiny_unet_cfg), DiffusionConfig(residual=True))
+    noise = torch.randn(1, *residual_ldm.latent_shape())
+    with pytest.raises(ValueError, match="condition"):
+        residual_ldm.prior_state(noise, residual_ldm.solver_grid(5))
+
+
+def test_a_residual_model_flows_gaussian_corrections_around_its_first_guess(residual_ldm):
+    """Analytic oracle: for futures ``g + N(0, s²)`` the probability-flow ODE from the prior start
+    ``x_T = g + √(1 + σ_T²)·n`` ends at ``g + √(1 + σ_T²)·n·s/√(s² + σ_T²)``."""
+    s = 0.5
+    residual_ldm.eps_model.unet = _GaussianCorrection(residual_ldm.alphas_cumprod, s)
+    z_c = residual_ldm.encode_context(_moving_blobs(3, size=32, u=1.0, v=0.5)).double()
+    g = z_c[:, residual_ldm.unet.cfg.context_frames:]
+    seeds = [3, 4]
+    z = residual_ldm.sample_latents(z_c, seeds=seeds, solver="heun", steps=60)
+    sigma_T = residual_ldm.solver_grid(60)[0].double()
+    noise = member_noise(residual_ldm.latent_shape(), seeds, torch.float64)
+    expected = g[:, None] + noise[None] * (1 + sigma_T ** 2).sqrt() * s / (s ** 2 + sigma_T ** 2).sqrt()
+    torch.testing.assert_close(z, expected, rtol=0, atol=2e-3)     # Heun-60's error; 250 steps: 2.3e-4
+    # a start without the first guess would end g·s/√(s² + σ_T²) away: far outside the tolerance
+    assert float((g * s / (s ** 2 + sigma_T ** 2).sqrt()).abs().max()) > 5e-3

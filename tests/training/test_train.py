@@ -181,7 +181,9 @@ def test_run_records_the_resolved_models_and_resumes_by_them(tiny_store, tiny_co
     assert resumable(("vae.kl_weight", 1e-5)) is None
 
 
-def test_a_guided_run_trains_on_the_first_guess_the_forecast_computes(tiny_store, tiny_config, trained_vae, tmp_path):
+@pytest.mark.parametrize("residual", [False, True])
+def test_a_guided_run_trains_on_the_first_guess_the_forecast_computes(tiny_store, tiny_config, trained_vae, tmp_path,
+                                                                      residual):
     """With a first guess, the cached condition of a training window is what inference computes."""
     pytest.importorskip("pysteps")
     import zarr
@@ -191,7 +193,7 @@ def test_a_guided_run_trains_on_the_first_guess_the_forecast_computes(tiny_store
     from nowcast.training.stages import build_stage
 
     over = [("data", tiny_store), ("init", trained_vae), ("runs_dir", str(tmp_path)), ("max_steps", 3),
-            ("unet.guide", True), ("diffusion.first_guess", "pysteps")]
+            ("unet.guide", True), ("diffusion.first_guess", "pysteps"), ("diffusion.residual", residual)]
     cfg = load_config(tiny_config, "ldm", over)
     stage = build_stage(cfg, tiny_store, torch.device("cpu"), progress=False)
     ldm = stage.modules["ldm"].eval()
@@ -210,5 +212,5 @@ def test_a_guided_run_trains_on_the_first_guess_the_forecast_computes(tiny_store
                     found += 1
     assert found >= len(batch["z_c"])
     model = load_model(run(cfg, progress=False))
-    assert model.ldm.cfg.first_guess == "pysteps" and model.ldm.unet.cfg.guide
+    assert model.ldm.cfg.first_guess == "pysteps" and model.ldm.unet.cfg.guide and model.ldm.cfg.residual == residual
     assert model.ldm.forecast(torch.rand(1, 7, 32, 32), seeds=[0], steps=2).shape == (1, 1, 6, 32, 32)
