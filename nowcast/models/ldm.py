@@ -7,7 +7,10 @@
 * Optional first guess (``first_guess``, off in PreDiff): a non-learned nowcast of the target frames
   from the context (``"pysteps"``: Lagrangian extrapolation, as in cascaded deterministic + diffusion
   nowcasters such as CasCast) is encoded like the context and appended to the condition; the UNet
-  (``guide`` on) sees it beside the noisy target latents. It costs no model evaluations. With
+  (``guide`` on) sees it beside the noisy target latents. It costs no model evaluations.
+  ``first_guess_history`` K > 1 feeds the Lagrangian history instead: the last K context frames each
+  moved on to the target times, so that the UNet reads the recent evolution of the echo that reaches a
+  pixel from the pixel itself (growth and decay), without tracking the motion. With
   ``residual`` the diffusion models the correction of the first guess g instead of the future itself:
   the ε-network sees ``z_t − √ᾱ_t·g`` (the noised correction ``z_0 − g``; its ε target is unchanged)
   and sampling starts from ``√ᾱ_T·g`` plus noise, so that x̂₀ = g + the denoised correction.
@@ -54,6 +57,7 @@ class DiffusionConfig(DictConfig):
     scale_factor: float = 1.0        # latents seen by the diffusion = VAE latents × scale_factor
     first_guess: str = ""            # "" (none, PreDiff) or a baseline name ("pysteps") fed to a guide UNet
     residual: bool = False           # with a first guess g: diffuse the correction z_0 − g instead of z_0
+    first_guess_history: int = 1     # the last K context frames moved on to the target times (UNet guide_stacks)
 
 
 def member_noise(shape: tuple, seeds, dtype=torch.float32, device="cpu") -> torch.Tensor:
@@ -104,6 +108,9 @@ class LatentDiffusion(nn.Module):
         if bool(cfg.first_guess) != bool(unet.cfg.guide):
             raise ValueError(f"first_guess={cfg.first_guess!r} needs a UNet with guide={bool(cfg.first_guess)}, "
                              f"got guide={unet.cfg.guide}")
+        if cfg.first_guess and cfg.first_guess_history != unet.cfg.guide_stacks:
+            raise ValueError(f"first_guess_history={cfg.first_guess_history} needs a UNet with as many "
+                             f"guide_stacks, got {unet.cfg.guide_stacks}")
         if cfg.residual and not cfg.first_guess:
             raise ValueError("residual=True diffuses the correction of a first guess: set first_guess too")
         self.cfg, self.vae, self.unet = cfg, vae, unet
@@ -128,12 +135,17 @@ class LatentDiffusion(nn.Module):
         return self.vae.encode_sequence(frames[:, :, None].to(dtype), sample=False) * self.cfg.scale_factor
 
     def first_guess_frames(self, context: torch.Tensor) -> torch.Tensor:
-        """The first-guess nowcast ``(B, Tt, H, W)`` in [0, 1] of context frames ``(B, Tc, H, W)`` in [0, 1].
+        """The first guess ``(B, K·Tt, H, W)`` in [0, 1] of context frames ``(B, Tc, H, W)`` in [0, 1].
+
+        With ``first_guess_history`` K = 1 it is the first-guess nowcast of the target frames; with
+        K > 1 it is K such sequences of ``Tt`` frames, the last K context frames each moved on to the
+        target times (the baseline's ``lagrangian_history``), the oldest first and the nowcast of the
+        last frame last.
 
         Raises
         ------
         ValueError
-            When the model has no first guess.
+            When the model has no first guess, or K > 1 with a baseline that has no Lagrangian history.
         """
         if not self.cfg.first_guess:
             raise ValueError("this model has no first guess (diffusion.first_guess is empty)")
@@ -141,14 +153,23 @@ class LatentDiffusion(nn.Module):
             from ..verification.baselines import get_baseline
 
             self._first_guess = get_baseline(self.cfg.first_guess)
+        k, n_lead = self.cfg.first_guess_history, self.unet.cfg.target_frames
         ctx = np.rint(context.detach().float().clamp(0, 1).cpu().numpy() * 255.0).clip(0, 254).astype(np.uint8)
-        guess = self._first_guess.predict(ctx, self.unet.cfg.target_frames)[:, 0]
+        if k == 1:
+            guess = self._first_guess.predict(ctx, n_lead)[:, 0]
+        elif hasattr(self._first_guess, "lagrangian_history"):
+            guess = self._first_guess.lagrangian_history(ctx, n_lead, k).reshape(ctx.shape[0], k * n_lead,
+                                                                               *ctx.shape[2:])
+        else:
+            raise ValueError(f"first_guess_history={k} needs a first guess with a Lagrangian history, "
+                             f"not {self.cfg.first_guess!r}")
         return torch.from_numpy(guess.astype(np.float32) / 255.0).to(context.device)
 
     @torch.no_grad()
     def encode_context(self, context: torch.Tensor) -> torch.Tensor:
         """The condition of ``(B, Tc, H, W)`` context frames in [0, 1]: posterior-mode latents
-        ``(B, Tc, L, h, w)``, followed with a first guess by its latents (``(B, Tc + Tt, L, h, w)``)."""
+        ``(B, Tc, L, h, w)``, followed with a first guess by its latents (``(B, Tc + K·Tt, L, h, w)``,
+        the first-guess nowcast of the target frames last)."""
         z_c = self.encode_frames(context)
         if not self.cfg.first_guess:
             return z_c

@@ -3,9 +3,10 @@
 Input: context latents ``z_c (B, Tc, L, h, w)`` and noisy target latents ``z_t (B, Tt, L, h, w)``,
 concatenated along time, plus one observed/future indicator channel (1 on context frames, 0 on
 target frames). With ``guide`` on, the condition also carries, after the context latents, the
-latents of a first-guess forecast of the target frames (e.g. a Lagrangian extrapolation): they are
-fed as ``L`` extra channels of the target frames (zeros on the context frames), so the network
-learns the forecast as a correction of the first guess. Path:
+latents of a first-guess forecast of the target frames (e.g. a Lagrangian extrapolation), or of
+``guide_stacks`` such sequences (the Lagrangian history: the last context frames each moved on to the
+target times): they are fed as ``guide_stacks·L`` extra channels of the target frames (zeros on the
+context frames), so the network learns the forecast as a correction of the first guess. Path:
 
 * ``first_proj``: a residual block of 3×3×3 convolutions (no time embedding) to ``base_units``,
   then a learned additive position embedding (time + height + width);
@@ -51,6 +52,7 @@ class UNetConfig(DictConfig):
     dropout: float = 0.1
     norm_groups: int = 32
     guide: bool = False       # the condition carries first-guess latents of the target frames too
+    guide_stacks: int = 1     # first-guess sequences it carries (Lagrangian history, the latest last)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -202,7 +204,9 @@ class SpaceTimeUNet(nn.Module):
         t_all, c0 = cfg.context_frames + cfg.target_frames, cfg.base_units
         temb_dim = c0 * cfg.time_embed_mult
         self.time_embed = nn.Sequential(nn.Linear(c0, temb_dim), nn.SiLU(), nn.Linear(temb_dim, temb_dim))
-        c_in = cfg.latent_channels * (2 if cfg.guide else 1) + 1
+        if cfg.guide_stacks < 1:
+            raise ValueError(f"guide_stacks must be at least 1, got {cfg.guide_stacks}")
+        c_in = cfg.latent_channels * (1 + (cfg.guide_stacks if cfg.guide else 0)) + 1
         self.first_proj = TimeEmbedResBlock(c_in, c0, None, cfg.dropout, cfg.norm_groups)
         self.pos_t = nn.Parameter(torch.zeros(1, c0, t_all, 1, 1))
         self.pos_h = nn.Parameter(torch.zeros(1, c0, 1, cfg.height, 1))
@@ -228,14 +232,16 @@ class SpaceTimeUNet(nn.Module):
         t : torch.Tensor
             ``(B,)`` or scalar (fractional) timesteps.
         z_c : torch.Tensor
-            ``(B, Tc, L, h, w)`` context latents; with ``guide`` on, ``(B, Tc + Tt, L, h, w)``: the
-            context latents followed by the first-guess latents of the target frames.
+            ``(B, Tc, L, h, w)`` context latents; with ``guide`` on, ``(B, Tc + K·Tt, L, h, w)``: the
+            context latents followed by ``K = guide_stacks`` first-guess sequences of the target frames
+            (each ``Tt`` frames long), which reach the target frames as ``K·L`` extra channels.
         """
         cfg = self.cfg
         b = z_t.shape[0]
         if z_c.shape[0] != b and z_c.shape[0] == 1:
             z_c = z_c.expand(b, *z_c.shape[1:])
-        n_cond = cfg.context_frames + (cfg.target_frames if cfg.guide else 0)
+        n_guide = cfg.guide_stacks * cfg.target_frames if cfg.guide else 0
+        n_cond = cfg.context_frames + n_guide
         if z_c.shape[1] != n_cond or z_t.shape[1] != cfg.target_frames:
             what = "context + first-guess" if cfg.guide else "context"
             raise ValueError(f"expected {n_cond} {what} and {cfg.target_frames} target frames, "
@@ -244,7 +250,9 @@ class SpaceTimeUNet(nn.Module):
         x = torch.cat([z_c[:, :cfg.context_frames], z_t], dim=1)          # (B, T, L, h, w)
         parts = [x]
         if cfg.guide:
-            parts.append(torch.cat([torch.zeros_like(z_c[:, :cfg.context_frames]), z_c[:, cfg.context_frames:]], 1))
+            g = z_c[:, cfg.context_frames:].unflatten(1, (cfg.guide_stacks, cfg.target_frames))
+            g = g.transpose(1, 2).flatten(2, 3)                               # (B, Tt, K·L, h, w)
+            parts.append(torch.cat([g.new_zeros(b, cfg.context_frames, *g.shape[2:]), g], 1))
         ind = torch.zeros(b, x.shape[1], 1, *x.shape[3:], dtype=x.dtype, device=x.device)
         ind[:, : cfg.context_frames] = 1
         x = torch.cat([*parts, ind], dim=2).transpose(1, 2)                # (B, C_in, T, h, w)

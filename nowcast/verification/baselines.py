@@ -107,21 +107,49 @@ class PystepsExtrapolation:
 
     def predict(self, context, n_lead: int, n_members: int = 1, seed: int = 0) -> np.ndarray:
         """Extrapolate each context's last frame ``n_lead`` steps; one member."""
+        return self.lagrangian_history(context, n_lead, 1)
+
+    def lagrangian_history(self, context, n_lead: int, history: int = 1) -> np.ndarray:
+        """The last ``history`` context frames, each moved on to the forecast's lead times.
+
+        Row ``j`` of the result is context frame ``−history + j`` extrapolated ``n_lead + history − 1 − j``
+        steps along the one motion field, of which the last ``n_lead`` are kept: every row lands on the
+        lead times ``1 … n_lead``, the last row is :meth:`predict`'s forecast, and the rows side by side
+        give each target pixel the Lagrangian history of the echo that arrives there.
+
+        Parameters
+        ----------
+        context : array_like
+            ``(B, T, H, W)`` context bytes.
+        n_lead : int
+            Lead times.
+        history : int
+            Context frames to move on (1 … T).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(B, history, n_lead, H, W)`` bytes.
+        """
         pysteps = self._pysteps()
         ctx = _check_context(context)
         if ctx.shape[1] < self.n_motion_frames:
             raise ValueError(f"pysteps extrapolation needs {self.n_motion_frames} context frames, "
                              f"got {ctx.shape[1]}")
+        if not 1 <= history <= ctx.shape[1]:
+            raise ValueError(f"history must be between 1 and the {ctx.shape[1]} context frames, got {history}")
         extrapolate = pysteps.nowcasts.get_method("extrapolation")
-        out = np.empty((ctx.shape[0], 1, n_lead) + ctx.shape[2:], dtype=np.uint8)
+        out = np.empty((ctx.shape[0], history, n_lead) + ctx.shape[2:], dtype=np.uint8)
         for i, seq in enumerate(ctx):
             velocity = self.motion(seq)
-            last = decode_vil(seq[-1]).astype(np.float64)
-            fc = extrapolate(last, velocity, n_lead,
-                             extrap_kwargs={"outval": 0.0, "interp_order": self.interp_order,
-                                            "allow_nonfinite_values": bool(np.isnan(last).any())})
-            fc = np.where(np.isfinite(fc), np.maximum(fc, 0.0), np.nan)
-            out[i, 0] = encode_vil(fc)
+            for j in range(history):
+                back = history - 1 - j                      # frames before the last one
+                frame = decode_vil(seq[-1 - back]).astype(np.float64)
+                fc = extrapolate(frame, velocity, n_lead + back,
+                                 extrap_kwargs={"outval": 0.0, "interp_order": self.interp_order,
+                                                "allow_nonfinite_values": bool(np.isnan(frame).any())})[back:]
+                fc = np.where(np.isfinite(fc), np.maximum(fc, 0.0), np.nan)
+                out[i, j] = encode_vil(fc)
         return out
 
 

@@ -171,3 +171,83 @@ def test_a_residual_model_flows_gaussian_corrections_around_its_first_guess(resi
     torch.testing.assert_close(z, expected, rtol=0, atol=2e-3)     # Heun-60's error; 250 steps: 2.3e-4
     # a start without the first guess would end g·s/√(s² + σ_T²) away: far outside the tolerance
     assert float((g * s / (s ** 2 + sigma_T ** 2).sqrt()).abs().max()) > 5e-3
+
+
+def _growing_blob(n_frames: int, size: int = 64, u: float = 1.5, v: float = -1.0, amps=None) -> np.ndarray:
+    """``(1, T, H, W)`` VIL bytes of one echo moving (u, v) pixels per frame with peak bytes ``amps[k]``."""
+    y, x = np.mgrid[:size, :size].astype(float)
+    frames = [a * np.exp(-((x - 24 - u * k) ** 2 + (y - 36 - v * k) ** 2) / 40.0) for k, a in enumerate(amps)]
+    return np.rint(np.stack(frames)[None]).astype(np.uint8)
+
+
+def test_the_lagrangian_history_lands_every_context_frame_on_the_lead_times():
+    """Analytic oracle: for an echo in uniform motion, context frame −h+j moved on lands where the echo
+    will be at each lead time (centroid = last centroid + lead·(u, v)) and keeps its own intensity,
+    so the rows side by side carry the echo's growth; the last row is the plain extrapolation."""
+    from nowcast.verification.baselines import get_baseline
+
+    u, v, amps, n_lead = 1.5, -1.0, [80, 120, 160, 200], 3
+    ctx = _growing_blob(4, u=u, v=v, amps=amps)
+    base = get_baseline("pysteps")
+    hist = base.lagrangian_history(ctx, n_lead, 3)
+    assert hist.shape == (1, 3, n_lead, 64, 64) and hist.dtype == np.uint8
+    np.testing.assert_array_equal(hist[:, -1:], base.predict(ctx, n_lead))
+    last = _centroid(ctx[0, -1].astype(float))
+    for j in range(3):
+        for k in range(n_lead):
+            np.testing.assert_allclose(_centroid(hist[0, j, k].astype(float)) - last, [(k + 1) * u, (k + 1) * v],
+                                       atol=0.35)
+        peak = amps[len(amps) - 3 + j]       # the intensity of the context frame row j started from
+        assert abs(int(hist[0, j].max()) - peak) <= 0.05 * peak
+    with pytest.raises(ValueError, match="history"):
+        base.lagrangian_history(ctx, n_lead, 5)
+
+
+@pytest.fixture
+def history_ldm(tiny_vae_cfg, tiny_unet_cfg):
+    torch.manual_seed(0)
+    return LatentDiffusion(FrameVAE(tiny_vae_cfg), SpaceTimeUNet(replace(tiny_unet_cfg, guide=True, guide_stacks=2)),
+                           DiffusionConfig(first_guess="pysteps", first_guess_history=2, residual=True)).eval()
+
+
+def test_the_condition_carries_the_history_with_the_first_guess_last(history_ldm):
+    ctx = _moving_blobs(3, size=32, u=1.0, v=0.5)
+    c, t = history_ldm.unet.cfg.context_frames, history_ldm.unet.cfg.target_frames
+    cond = history_ldm.encode_context(ctx)
+    assert cond.shape == (1, c + 2 * t, history_ldm.unet.cfg.latent_channels, 4, 4)
+    ctx_bytes = np.rint(ctx.numpy() * 255).astype(np.uint8)
+    from nowcast.verification.baselines import get_baseline
+
+    nowcast = torch.from_numpy(get_baseline("pysteps").predict(ctx_bytes, t)[:, 0].astype(np.float32) / 255)
+    torch.testing.assert_close(cond[:, -t:], history_ldm.encode_frames(nowcast))   # the residual's g
+    assert history_ldm.forecast(ctx, seeds=(0, 1), steps=3).shape == (1, 2, t, 32, 32)
+
+
+def test_the_guide_unet_reads_every_history_stack(tiny_unet_cfg):
+    torch.manual_seed(1)
+    cfg = replace(tiny_unet_cfg, guide=True, guide_stacks=3)
+    net = SpaceTimeUNet(cfg).eval()
+    c, t, lc = cfg.context_frames, cfg.target_frames, cfg.latent_channels
+    z_t, z_c = torch.randn(2, t, lc, 4, 4), torch.randn(2, c + 3 * t, lc, 4, 4)
+    tt = torch.tensor([10.0, 500.0])
+    with torch.no_grad():
+        ref = net(z_t, tt, z_c)
+        for j in range(3):
+            other = z_c.clone()
+            other[:, c + j * t:c + (j + 1) * t] += 1.0
+            assert not torch.allclose(ref, net(z_t, tt, other))
+    with pytest.raises(ValueError, match="context \\+ first-guess"):
+        net(z_t, tt, z_c[:, :c + t])
+    with pytest.raises(ValueError, match="guide_stacks"):
+        SpaceTimeUNet(replace(cfg, guide_stacks=0))
+
+
+def test_a_history_needs_as_many_guide_stacks_and_a_lagrangian_first_guess(tiny_vae_cfg, tiny_unet_cfg):
+    vae = FrameVAE(tiny_vae_cfg)
+    with pytest.raises(ValueError, match="guide_stacks"):
+        LatentDiffusion(vae, SpaceTimeUNet(replace(tiny_unet_cfg, guide=True)),
+                        DiffusionConfig(first_guess="pysteps", first_guess_history=2))
+    eulerian = LatentDiffusion(vae, SpaceTimeUNet(replace(tiny_unet_cfg, guide=True, guide_stacks=2)),
+                               DiffusionConfig(first_guess="persistence", first_guess_history=2))
+    with pytest.raises(ValueError, match="Lagrangian history"):
+        eulerian.first_guess_frames(torch.zeros(1, 3, 32, 32))

@@ -181,9 +181,9 @@ def test_run_records_the_resolved_models_and_resumes_by_them(tiny_store, tiny_co
     assert resumable(("vae.kl_weight", 1e-5)) is None
 
 
-@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("residual, history", [(False, 1), (True, 2)])
 def test_a_guided_run_trains_on_the_first_guess_the_forecast_computes(tiny_store, tiny_config, trained_vae, tmp_path,
-                                                                      residual):
+                                                                      residual, history):
     """With a first guess, the cached condition of a training window is what inference computes."""
     pytest.importorskip("pysteps")
     import zarr
@@ -193,12 +193,13 @@ def test_a_guided_run_trains_on_the_first_guess_the_forecast_computes(tiny_store
     from nowcast.training.stages import build_stage
 
     over = [("data", tiny_store), ("init", trained_vae), ("runs_dir", str(tmp_path)), ("max_steps", 3),
-            ("unet.guide", True), ("diffusion.first_guess", "pysteps"), ("diffusion.residual", residual)]
+            ("unet.guide", True), ("diffusion.first_guess", "pysteps"), ("diffusion.residual", residual),
+            ("unet.guide_stacks", history), ("diffusion.first_guess_history", history)]
     cfg = load_config(tiny_config, "ldm", over)
     stage = build_stage(cfg, tiny_store, torch.device("cpu"), progress=False)
     ldm = stage.modules["ldm"].eval()
     batch = stage.sample(0, 0, 0)
-    assert batch["z_c"].shape[1] == 7 + 6
+    assert batch["z_c"].shape[1] == 7 + 6 * history
     vil = zarr.open_group(tiny_store, mode="r")["vil"]
     found = 0
     for e in WindowDataset(tiny_store, "sevirlr", "train").events:
@@ -213,4 +214,5 @@ def test_a_guided_run_trains_on_the_first_guess_the_forecast_computes(tiny_store
     assert found >= len(batch["z_c"])
     model = load_model(run(cfg, progress=False))
     assert model.ldm.cfg.first_guess == "pysteps" and model.ldm.unet.cfg.guide and model.ldm.cfg.residual == residual
+    assert model.ldm.cfg.first_guess_history == model.ldm.unet.cfg.guide_stacks == history
     assert model.ldm.forecast(torch.rand(1, 7, 32, 32), seeds=[0], steps=2).shape == (1, 1, 6, 32, 32)
