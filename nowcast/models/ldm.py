@@ -14,6 +14,8 @@
   ``residual`` the diffusion models the correction of the first guess g instead of the future itself:
   the ε-network sees ``z_t − √ᾱ_t·g`` (the noised correction ``z_0 − g``; its ε target is unchanged)
   and sampling starts from ``√ᾱ_T·g`` plus noise, so that x̂₀ = g + the denoised correction.
+  ``first_guess_pixels`` then adds the decoded correction ``D(x̂₀) − D(g)`` to the first guess in
+  pixels, so that the VAE's reconstruction error of the first guess stays out of the forecast.
 * Loss: ``mean_batch[ mean((ε̂ − ε)²) / exp(γ_t) + γ_t ]`` with γ a learned per-timestep
   log-variance (initialised to 0).
 * Sampling goes through the solver core: the ε-network is adapted to a σ-space
@@ -58,6 +60,7 @@ class DiffusionConfig(DictConfig):
     first_guess: str = ""            # "" (none, PreDiff) or a baseline name ("pysteps") fed to a guide UNet
     residual: bool = False           # with a first guess g: diffuse the correction z_0 − g instead of z_0
     first_guess_history: int = 1     # the last K context frames moved on to the target times (UNet guide_stacks)
+    first_guess_pixels: bool = False  # residual: forecast = first guess (pixels) + D(ẑ_0) − D(g), no VAE error on g
 
 
 def member_noise(shape: tuple, seeds, dtype=torch.float32, device="cpu") -> torch.Tensor:
@@ -111,6 +114,8 @@ class LatentDiffusion(nn.Module):
         if cfg.first_guess and cfg.first_guess_history != unet.cfg.guide_stacks:
             raise ValueError(f"first_guess_history={cfg.first_guess_history} needs a UNet with as many "
                              f"guide_stacks, got {unet.cfg.guide_stacks}")
+        if cfg.first_guess_pixels and not cfg.residual:
+            raise ValueError("first_guess_pixels=True adds a decoded correction to the first guess: set residual too")
         if cfg.residual and not cfg.first_guess:
             raise ValueError("residual=True diffuses the correction of a first guess: set first_guess too")
         self.cfg, self.vae, self.unet = cfg, vae, unet
@@ -166,14 +171,16 @@ class LatentDiffusion(nn.Module):
         return torch.from_numpy(guess.astype(np.float32) / 255.0).to(context.device)
 
     @torch.no_grad()
-    def encode_context(self, context: torch.Tensor) -> torch.Tensor:
+    def encode_context(self, context: torch.Tensor, guess: torch.Tensor | None = None) -> torch.Tensor:
         """The condition of ``(B, Tc, H, W)`` context frames in [0, 1]: posterior-mode latents
         ``(B, Tc, L, h, w)``, followed with a first guess by its latents (``(B, Tc + K·Tt, L, h, w)``,
-        the first-guess nowcast of the target frames last)."""
+        the first-guess nowcast of the target frames last). ``guess``: the context's
+        :meth:`first_guess_frames` when already computed."""
         z_c = self.encode_frames(context)
         if not self.cfg.first_guess:
             return z_c
-        return torch.cat([z_c, self.encode_frames(self.first_guess_frames(context))], dim=1)
+        guess = self.first_guess_frames(context) if guess is None else guess
+        return torch.cat([z_c, self.encode_frames(guess)], dim=1)
 
     @torch.no_grad()
     def encode_target(self, target: torch.Tensor, generator=None) -> torch.Tensor:
@@ -314,9 +321,19 @@ class LatentDiffusion(nn.Module):
 
     @torch.no_grad()
     def forecast(self, context: torch.Tensor, seeds=(0,), solver="ddim", steps: int = 50, **kwargs) -> torch.Tensor:
-        """Ensemble forecast ``(B, M, Tt, H, W)`` in [0, 1] (clamped) from context frames in [0, 1]."""
-        z_c = self.encode_context(context)
+        """Ensemble forecast ``(B, M, Tt, H, W)`` in [0, 1] (clamped) from context frames in [0, 1].
+
+        With ``first_guess_pixels`` each member is the first-guess nowcast P plus its decoded
+        correction, ``P + D(ẑ_0) − D(g)``: a member with no correction is P itself, not P's VAE
+        reconstruction.
+        """
+        guess = self.first_guess_frames(context) if self.cfg.first_guess else None
+        z_c = self.encode_context(context, guess)
         z = self.sample_latents(z_c, seeds, solver, steps, **kwargs)
         b, m = z.shape[:2]
         x = self.decode(z.reshape(b * m, *z.shape[2:]).float())
-        return x.reshape(b, m, *x.shape[1:]).clamp(0, 1)
+        x = x.reshape(b, m, *x.shape[1:])
+        if self.cfg.first_guess_pixels:
+            t = z.shape[2]
+            x = x + (guess[:, -t:] - self.decode(z_c[:, -t:].float()))[:, None]
+        return x.clamp(0, 1)

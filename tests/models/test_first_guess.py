@@ -251,3 +251,27 @@ def test_a_history_needs_as_many_guide_stacks_and_a_lagrangian_first_guess(tiny_
                                DiffusionConfig(first_guess="persistence", first_guess_history=2))
     with pytest.raises(ValueError, match="Lagrangian history"):
         eulerian.first_guess_frames(torch.zeros(1, 3, 32, 32))
+
+
+def test_a_pixel_first_guess_model_with_no_correction_forecasts_the_extrapolation_itself(tiny_vae_cfg,
+                                                                                       tiny_unet_cfg):
+    """Oracle: pysteps' own nowcast. With no correction, the latent residual model forecasts the VAE
+    reconstruction of the first guess; with ``first_guess_pixels`` every member is the extrapolation."""
+    from nowcast.verification.baselines import get_baseline
+
+    torch.manual_seed(0)
+    vae, unet = FrameVAE(tiny_vae_cfg), SpaceTimeUNet(replace(tiny_unet_cfg, guide=True))
+    ctx = _moving_blobs(3, size=32, u=1.0, v=0.5)
+    ctx_bytes = np.rint(ctx.numpy() * 255).astype(np.uint8)
+    t = tiny_unet_cfg.target_frames
+    nowcast = torch.from_numpy(get_baseline("pysteps").predict(ctx_bytes, t).astype(np.float32) / 255)
+    out = {}
+    for pixels in (False, True):
+        ldm = LatentDiffusion(vae, unet, DiffusionConfig(first_guess="pysteps", residual=True,
+                                                         first_guess_pixels=pixels)).eval()
+        ldm.eps_model.unet = _NoCorrection(ldm.alphas_cumprod)
+        out[pixels] = ldm.forecast(ctx, seeds=(0, 1), solver="ddim", steps=10)
+    torch.testing.assert_close(out[True], nowcast.expand_as(out[True]), rtol=0, atol=1e-4)
+    assert (out[False] - nowcast).abs().max() > 1e-2          # the untrained VAE's reconstruction error
+    with pytest.raises(ValueError, match="residual"):
+        LatentDiffusion(vae, unet, DiffusionConfig(first_guess="pysteps", first_guess_pixels=True))
