@@ -133,10 +133,12 @@ def main(argv=None) -> int:
     p.add_argument("--png", default=str(ROOT / "nowcast" / "models" / "DEFAULT_MODEL.png"))
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     p.add_argument("--name", default="default_model", help="results file name")
+    p.add_argument("--first-guess-pixels", action="store_true",
+                   help="residual first-guess models: add the decoded correction to the first guess in pixels")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     meta = provenance("python benchmarks/default_model.py " + " ".join(argv if argv is not None else sys.argv[1:]))
-    model = load_model(args.model)
+    model = load_model(args.model, first_guess_pixels=True if args.first_guess_pixels else None)
     store = args.data or synthetic_store(model.meta.get("config", {}).get("synthetic_events", 480))
     main_res = evaluate_samplers(MAIN, store, model.task, "test", model, windows=args.windows,
                                  members=args.members, batch=args.batch)
@@ -149,7 +151,8 @@ def main(argv=None) -> int:
     payload = {**meta, "model": _rel(model.path),
                "model_meta": {k: model.meta.get(k) for k in ("steps", "wall_time_s", "commit", "machine", "command")},
                "vae_meta": {k: model.meta.get("vae", {}).get(k) for k in ("steps", "wall_time_s", "commit", "command")},
-               "store": store, "picture": picture, "acceptance_ddim100_beats_baselines_at_60min": accept,
+               "first_guess_pixels": bool(model.ldm.cfg.first_guess_pixels), "store": store, "picture": picture,
+               "acceptance_ddim100_beats_baselines_at_60min": accept,
                "main": {k: {"nfe": r.attrs["nfe"], "windows": r.attrs["n_windows"], "members": r.attrs["n_members"],
                             "s_per_forecast": r.attrs["s_per_forecast"], "pooled": _pooled(r), "per_lead": _per_lead(r)}
                         for k, r in main_res.items()},
@@ -164,6 +167,8 @@ def main(argv=None) -> int:
               f"{mm.get('wall_time_s', float('nan')) / 60:.1f} min on {hw.get('cpu_count')} CPU cores "
               f"({hw.get('gpu', 'no GPU')}), commit {str(mm.get('commit'))[:10]}",
               f"- data: `{store}`",
+              "- decoding: " + ("first guess in pixels + decoded correction" if model.ldm.cfg.first_guess_pixels
+                                else "latents decoded by the VAE"),
               f"- at +60 min, DDIM-100 vs persistence and pysteps: CSI-M pool16 {d['CSI_M_pool16']:.4f} vs "
               f"{pers['CSI_M_pool16']:.4f} / {pyst['CSI_M_pool16']:.4f}; CRPS {d['CRPS']:.4f} vs "
               f"{pers['CRPS']:.4f} / {pyst['CRPS']:.4f} → beats both on CSI-pool16: "

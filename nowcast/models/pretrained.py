@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -185,8 +185,19 @@ def load_vae(name_or_path: str | os.PathLike, device: str | torch.device = "cpu"
     return vae.to(device).eval()
 
 
-def load_model(name_or_path: str | os.PathLike = "default", device: str | torch.device = "cpu") -> LoadedModel:
+def load_model(name_or_path: str | os.PathLike = "default", device: str | torch.device = "cpu",
+               first_guess_pixels: bool | None = None) -> LoadedModel:
     """Load an exported nowcaster by name (``default``) or path (file or run directory).
+
+    Parameters
+    ----------
+    name_or_path : str or path-like
+        ``default`` or an exported file / run directory.
+    device : str or torch.device
+        Where the model goes.
+    first_guess_pixels : bool, optional
+        Override the model's ``diffusion.first_guess_pixels`` (a decoding choice of residual
+        first-guess models that needs no retraining); default: as trained.
 
     Returns
     -------
@@ -204,8 +215,10 @@ def load_model(name_or_path: str | os.PathLike = "default", device: str | torch.
     ck, config = _read(path, "ldm")
     vae = FrameVAE(VAEConfig.from_dict(config["vae"]))
     vae.load_state_dict(ck["vae"])
-    ldm = LatentDiffusion(vae, SpaceTimeUNet(UNetConfig.from_dict(config["unet"])),
-                          DiffusionConfig.from_dict(config["diffusion"]))
+    dcfg = DiffusionConfig.from_dict(config["diffusion"])
+    if first_guess_pixels is not None:
+        dcfg = replace(dcfg, first_guess_pixels=bool(first_guess_pixels))
+    ldm = LatentDiffusion(vae, SpaceTimeUNet(UNetConfig.from_dict(config["unet"])), dcfg)
     ldm.unet.load_state_dict(ck["unet"])
     with torch.no_grad():
         ldm.logvar.copy_(ck["logvar"])

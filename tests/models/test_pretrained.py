@@ -61,3 +61,20 @@ def test_scale_factor_only_rescales_the_latents(tiny_vae_cfg, tiny_unet_cfg):
     torch.testing.assert_close(b.decode(zb), a.decode(za))
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     torch.testing.assert_close(b.encode_target(x, g2), 0.25 * a.encode_target(x, g1))
+
+
+def test_first_guess_pixels_is_a_loading_choice_of_residual_models(tiny_vae_cfg, tiny_unet_cfg, tiny_ldm, tmp_path):
+    pytest.importorskip("pysteps")
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    residual = LatentDiffusion(FrameVAE(tiny_vae_cfg), SpaceTimeUNet(replace(tiny_unet_cfg, guide=True)),
+                               DiffusionConfig(first_guess="pysteps", residual=True))
+    path = save_model(tmp_path / "residual.pt", residual, "sevirlr")
+    assert not load_model(path).ldm.cfg.first_guess_pixels
+    loaded = load_model(path, first_guess_pixels=True)
+    assert loaded.ldm.cfg.first_guess_pixels and torch.equal(loaded.ldm.unet.first_proj.conv1.weight,
+                                                              residual.unet.first_proj.conv1.weight)
+    plain = save_model(tmp_path / "plain.pt", tiny_ldm, "sevirlr")
+    with pytest.raises(ValueError, match="residual"):
+        load_model(plain, first_guess_pixels=True)
