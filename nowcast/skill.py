@@ -115,7 +115,8 @@ def _model_forecast(ldm, spec: SamplerSpec, context: np.ndarray, seeds, device, 
 
 def evaluate_samplers(samplers, store: str, task: str = "sevirlr", split: str = "test", model=None,
                       windows: int | None = None, members: int = 4, seed: int = 0, batch: int = 4,
-                      device: str | torch.device = "cpu", progress: bool = True) -> dict:
+                      device: str | torch.device = "cpu", progress: bool = True,
+                      ensemble_mean: bool = False) -> dict:
     """Score samplers and baselines on the same windows.
 
     Parameters
@@ -133,12 +134,16 @@ def evaluate_samplers(samplers, store: str, task: str = "sevirlr", split: str = 
         deterministic give identical members).
     batch : int
         Contexts per model call (each with all its members).
+    ensemble_mean : bool
+        Also score the ensemble mean of every model sampler (categorical scores and FSS of the
+        mean field, as in PreDiff's App. D.2; the continuous scores are the ensemble's), from the
+        same forecasts, under the key ``"<sampler> mean"``.
 
     Returns
     -------
     dict
         Sampler text → xarray Dataset with attributes ``nfe``, ``wall_s``, ``n_windows``,
-        ``n_members``, ``sampler``.
+        ``n_members``, ``sampler`` and ``categorical`` (``members`` or ``mean``).
     """
     from tqdm.auto import tqdm
 
@@ -159,8 +164,10 @@ def evaluate_samplers(samplers, store: str, task: str = "sevirlr", split: str = 
     results = {}
     try:
         for spec in specs:
-            acc = EvaluationAccumulator(t.out_len, lead_times=[t.frame_minutes * (i + 1) for i in range(t.out_len)],
-                                        lpips="auto", seed=seed)
+            modes = ("members", "mean") if ensemble_mean and spec.kind != "baseline" else ("members",)
+            accs = [EvaluationAccumulator(t.out_len, lead_times=[t.frame_minutes * (i + 1) for i in range(t.out_len)],
+                                          lpips="auto" if mode == "members" else None, seed=seed, categorical=mode)
+                    for mode in modes]
             base = get_baseline(spec.name) if spec.kind == "baseline" else None
             learned = load_learned(spec, model, device) if spec.kind == "learned" else None
             wall, nfe = 0.0, 0
@@ -175,14 +182,16 @@ def evaluate_samplers(samplers, store: str, task: str = "sevirlr", split: str = 
                     pred = _model_forecast(model.ldm, spec, context, seeds, device, calls, learned)
                     nfe = calls[1]
                 wall += time.perf_counter() - t0
-                acc.update(pred, target)
+                for acc in accs:
+                    acc.update(pred, target)
                 bar.update(len(data))
             bar.close()
-            res = acc.result()
             steps = learned[1]["steps"] if learned else spec.steps
-            res.attrs.update(sampler=spec.text, nfe=int(nfe), steps=int(steps), wall_s=wall, n_windows=len(idx),
-                             n_members=members, s_per_forecast=wall / len(idx))
-            results[spec.text] = res
+            for mode, acc in zip(modes, accs):
+                res = acc.result()
+                res.attrs.update(sampler=spec.text, nfe=int(nfe), steps=int(steps), wall_s=wall, n_windows=len(idx),
+                                 n_members=members, s_per_forecast=wall / len(idx))
+                results[spec.text if mode == "members" else f"{spec.text} mean"] = res
     finally:
         if hook is not None:
             hook.remove()

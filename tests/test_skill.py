@@ -71,3 +71,45 @@ def test_saturated_forecasts_are_scored_not_dropped_as_missing(tiny_store):
     assert int(res.n_valid.sum()) == 2 * 6 * 32 * 32          # no pixel was taken for missing
     assert float(res.false_alarms.sel(threshold=16, scale=1).sum()) + float(res.hits.sel(threshold=16, scale=1).sum()) \
         == 2 * 6 * 32 * 32                                     # every pixel forecast as an event
+
+
+def test_ensemble_mean_is_scored_from_the_same_members(tiny_store):
+    """Members 0 and 200 bytes everywhere: each member is an event everywhere or nowhere, their mean
+    (100) is an event at 16 and 74 bytes only; counted directly from the observations."""
+
+    class TwoLevels(torch.nn.Module):
+        def forecast(self, context, seeds, solver, steps):
+            out = torch.zeros(context.shape[0], len(seeds), 6, *context.shape[-2:])
+            out[:, 1::2] = 200 / 255                  # (the warm-up call has one member)
+            return out
+
+        def to(self, *a):
+            return self
+
+        def eval(self):
+            return self
+
+    class Hooked:
+        ldm = TwoLevels()
+
+    Hooked.ldm.unet = torch.nn.Identity()
+    res = evaluate_samplers(["ddim:1", "persistence"], tiny_store, model=Hooked(), windows=3, members=2,
+                            progress=False, ensemble_mean=True)
+    assert set(res) == {"ddim:1", "ddim:1 mean", "persistence"}          # baselines: no mean entry
+    assert res["ddim:1"].attrs["categorical"] == "members" and res["ddim:1 mean"].attrs["categorical"] == "mean"
+    ds = WindowDataset(tiny_store, "sevirlr", "test")
+    idx = np.unique(np.linspace(0, len(ds) - 1, 3).round().astype(int))
+    obs = np.stack([np.round(ds[int(i)]["x"][7:, 0].numpy() * 255) for i in idx])      # (3, 6, H, W)
+    n = obs.size
+    for thr, mean_event in ((74, True), (133, False)):
+        above = int((obs >= thr).sum())
+        mean = res["ddim:1 mean"].sel(threshold=thr, scale=1)
+        members = res["ddim:1"].sel(threshold=thr, scale=1)
+        if mean_event:
+            assert (int(mean.hits.sum()), int(mean.false_alarms.sum()), int(mean.misses.sum())) == (above, n - above, 0)
+        else:
+            assert (int(mean.hits.sum()), int(mean.false_alarms.sum()), int(mean.misses.sum())) == (0, 0, above)
+        # member 200 hits every event and false-alarms elsewhere; member 0 misses every event
+        assert (int(members.hits.sum()), int(members.false_alarms.sum()), int(members.misses.sum())) == \
+            (above, n - above, above)
+    np.testing.assert_allclose(res["ddim:1 mean"].CRPS.values, res["ddim:1"].CRPS.values)   # same ensemble
