@@ -274,6 +274,7 @@ def _ldm_stage(cfg: TrainConfig, store: str, device: torch.device, progress: boo
         return _scores(acc)
 
     vae_meta = read_meta(cfg.init)
+    vae_meta = vae_meta.get("vae", vae_meta)      # init from a nowcaster: the provenance of its VAE
 
     def export(path, meta):
         with ema.swapped(ldm):

@@ -85,6 +85,9 @@ def test_training_lowers_the_loss_and_exports_a_usable_model(tiny_store, tiny_co
     aligned = load_model(align_run)
     assert aligned.align is not None and aligned.meta["steps"] == 12   # the nowcaster's provenance is kept
     assert model.meta["vae"]["steps"] == 6                              # and the VAE's
+    again = run(load_config(tiny_config, "ldm", [("data", tiny_store), ("init", ldm_run), ("runs_dir", str(tmp_path)),
+                                                 ("max_steps", 2)]), progress=False)
+    assert load_model(again).meta["vae"]["steps"] == 6                  # a nowcaster as init: its VAE's record
     assert "align_MSE" in json.loads((Path(align_run) / "metrics.json").read_text())["final"]
 
 
