@@ -50,24 +50,24 @@ def test_model_samplers_count_their_evaluations(tiny_store):
         evaluate_samplers(["ddim:3"], tiny_store, progress=False)
 
 
+class _FakeModel:
+    """A stand-in for a loaded model whose ``ldm.forecast(context, seeds, …)`` is ``fields``."""
+
+    def __init__(self, fields):
+        ldm = torch.nn.Module()
+        ldm.unet = torch.nn.Identity()
+        ldm.forecast = lambda context, seeds, solver, steps: fields(context, seeds)
+        self.ldm = ldm
+
+
 def test_saturated_forecasts_are_scored_not_dropped_as_missing(tiny_store):
     """A model forecasting 1.0 everywhere must give byte 254 (an event at every threshold), never 255."""
 
-    class Saturated(torch.nn.Module):
-        def forecast(self, context, seeds, solver, steps):
-            return torch.ones(context.shape[0], len(seeds), 6, *context.shape[-2:])
+    def saturated(context, seeds):
+        return torch.ones(context.shape[0], len(seeds), 6, *context.shape[-2:])
 
-        def to(self, *a):
-            return self
-
-        def eval(self):
-            return self
-
-    class Hooked:
-        ldm = Saturated()
-
-    Hooked.ldm.unet = torch.nn.Identity()
-    res = evaluate_samplers(["ddim:1"], tiny_store, model=Hooked(), windows=2, members=1, progress=False)["ddim:1"]
+    res = evaluate_samplers(["ddim:1"], tiny_store, model=_FakeModel(saturated), windows=2, members=1,
+                            progress=False)["ddim:1"]
     assert int(res.n_valid.sum()) == 2 * 6 * 32 * 32          # no pixel was taken for missing
     assert float(res.false_alarms.sel(threshold=16, scale=1).sum()) + float(res.hits.sel(threshold=16, scale=1).sum()) \
         == 2 * 6 * 32 * 32                                     # every pixel forecast as an event
@@ -77,23 +77,12 @@ def test_ensemble_mean_is_scored_from_the_same_members(tiny_store):
     """Members 0 and 200 bytes everywhere: each member is an event everywhere or nowhere, their mean
     (100) is an event at 16 and 74 bytes only; counted directly from the observations."""
 
-    class TwoLevels(torch.nn.Module):
-        def forecast(self, context, seeds, solver, steps):
-            out = torch.zeros(context.shape[0], len(seeds), 6, *context.shape[-2:])
-            out[:, 1::2] = 200 / 255                  # (the warm-up call has one member)
-            return out
+    def two_levels(context, seeds):
+        out = torch.zeros(context.shape[0], len(seeds), 6, *context.shape[-2:])
+        out[:, 1::2] = 200 / 255                      # (the warm-up call has one member)
+        return out
 
-        def to(self, *a):
-            return self
-
-        def eval(self):
-            return self
-
-    class Hooked:
-        ldm = TwoLevels()
-
-    Hooked.ldm.unet = torch.nn.Identity()
-    res = evaluate_samplers(["ddim:1", "persistence"], tiny_store, model=Hooked(), windows=3, members=2,
+    res = evaluate_samplers(["ddim:1", "persistence"], tiny_store, model=_FakeModel(two_levels), windows=3, members=2,
                             progress=False, ensemble_mean=True)
     assert set(res) == {"ddim:1", "ddim:1 mean", "persistence"}          # baselines: no mean entry
     assert res["ddim:1"].attrs["categorical"] == "members" and res["ddim:1 mean"].attrs["categorical"] == "mean"
