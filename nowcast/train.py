@@ -16,6 +16,9 @@ The nowcaster's own stages run in order, each starting from the previous one's r
     python -m nowcast.train --stage ldm   --config configs/sevirlr_tiny.yaml --init runs/00000-sevirlr_tiny-vae
     python -m nowcast.train --stage align --config configs/sevirlr_tiny.yaml --init runs/00001-sevirlr_tiny-ldm
 
+A trained denoiser can be trained further (a longer schedule, other data) in a new ldm run that
+starts from it: add ``--warm-start <model file or ldm run dir>`` (same UNet, diffusion and VAE).
+
 Without ``--data`` the cached synthetic SEVIR-LR store is used (built on first use, with a message).
 Each run writes ``runs/NNNNN-<name>/`` (config.json, log.txt, metrics.json, checkpoints or
 state.pt, and the result: model.pt, or solver.pt for ``spanlift``); running the same command
@@ -46,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="zarr store (default: the cached synthetic SEVIR-LR store)")
     p.add_argument("--init", default=None, help="ldm: the VAE (model file or vae run dir); "
                                                 "align: the nowcaster (model file or ldm run dir)")
+    p.add_argument("--warm-start", default=None, metavar="MODEL",
+                   help="ldm: start the denoiser from this trained nowcaster (model file or ldm run dir) "
+                        "to train it further; same UNet and diffusion settings, same VAE")
     p.add_argument("--name", default=None, help="run name (default: <config stem>-<stage>)")
     p.add_argument("--runs-dir", default=None, help="where run directories go (default: runs)")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps (max_steps)")
@@ -78,8 +84,9 @@ def _resolve(args):
     from .training.config import load_config, parse_override
 
     overrides = [parse_override(s) for s in args.set]
-    for flag, key in (("data", "data"), ("init", "init"), ("name", "name"), ("runs_dir", "runs_dir"),
-                      ("steps", "max_steps"), ("batch_size", "batch_size"), ("grad_accum", "grad_accum"),
+    for flag, key in (("data", "data"), ("init", "init"), ("warm_start", "warm_start"), ("name", "name"),
+                      ("runs_dir", "runs_dir"), ("steps", "max_steps"), ("batch_size", "batch_size"),
+                      ("grad_accum", "grad_accum"),
                       ("lr", "lr"), ("device", "device"), ("seed", "seed"), ("loss", "spanlift.loss"),
                       ("target", "spanlift.target"), ("model", "spanlift.model"), ("solver", "spanlift.solver"),
                       ("base", "spanlift.base"), ("teacher", "spanlift.teacher")):

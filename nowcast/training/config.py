@@ -53,6 +53,11 @@ class TrainConfig(DictConfig):
     init : str or None
         What the stage starts from: for ``ldm`` the VAE (an exported model file or a ``vae`` run
         directory); for ``align`` the trained nowcaster (file or ``ldm`` run directory).
+    warm_start : str or None
+        ``ldm``: a trained nowcaster (file or ``ldm`` run directory) whose denoiser (UNet and learned
+        log-variance) this run starts from instead of a random initialisation, to train it further
+        (a longer schedule, other data). Its UNet and diffusion settings must be the run's, its VAE
+        the one of ``init``; its latent scale factor is kept.
     seed : int
         Seed of sampling, noise and initialisation.
     device : str
@@ -99,6 +104,7 @@ class TrainConfig(DictConfig):
     data: str | None = None
     synthetic_events: int = 480
     init: str | None = None
+    warm_start: str | None = None
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -148,6 +154,8 @@ class TrainConfig(DictConfig):
             raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.warm_start is not None and self.stage != "ldm":
+            raise ValueError(f"warm_start starts an ldm run from a trained denoiser; not for the {self.stage} stage")
         if self.stage == "spanlift":
             from .solver_stage import SolverSection
 

@@ -115,6 +115,26 @@ def check_init(cfg: TrainConfig) -> None:
         if cfg.init is None:
             raise ValueError(_INIT_HELP[cfg.stage])
         resolve_model(cfg.init)            # FileNotFoundError naming what is missing
+    if cfg.warm_start is not None:
+        resolve_model(cfg.warm_start)
+
+
+def _warm_start(cfg: TrainConfig, vae: FrameVAE, ucfg: UNetConfig, dcfg: DiffusionConfig, device):
+    """The nowcaster of ``cfg.warm_start``, checked against the run's VAE and model settings, and the
+    run's diffusion settings with its latent scale factor."""
+    src = load_model(cfg.warm_start, device)
+    if src.ldm.unet.cfg.to_dict() != ucfg.to_dict():
+        raise ValueError(f"warm start: the UNet of {cfg.warm_start} does not match the config's unet section")
+    theirs = src.ldm.cfg
+    if dcfg.scale_factor <= 0:                    # automatic: the scale its denoiser was trained with
+        dcfg = replace(dcfg, scale_factor=theirs.scale_factor)
+    if replace(theirs, first_guess_pixels=dcfg.first_guess_pixels) != dcfg:   # a decoding choice may differ
+        raise ValueError(f"warm start: the diffusion settings of {cfg.warm_start} do not match the config's "
+                         f"(theirs {theirs.to_dict()}, the run's {dcfg.to_dict()})")
+    mine, other = vae.state_dict(), src.ldm.vae.state_dict()
+    if mine.keys() != other.keys() or any(not torch.equal(mine[k], other[k].to(mine[k])) for k in mine):
+        raise ValueError(f"warm start: {cfg.warm_start} was trained on the latents of another VAE than {cfg.init}")
+    return src, dcfg
 
 
 # -- vae -------------------------------------------------------------------------------------------
@@ -218,11 +238,18 @@ def _ldm_stage(cfg: TrainConfig, store: str, device: torch.device, progress: boo
         with torch.no_grad():
             post = vae.encode(torch.cat([window_frames(it)[:, None] for it in some]).to(device))
         mean, std = post.mean.cpu(), post.std.cpu()
+    src = None
+    if cfg.warm_start is not None:
+        src, dcfg = _warm_start(cfg, vae, ucfg, dcfg, device)
     if dcfg.scale_factor <= 0:       # auto: unit variance of the posterior samples (scale_by_std)
         dcfg = replace(dcfg, scale_factor=float(1.0 / (mean.var() + std.pow(2).mean()).sqrt()))
     mean, std = mean * dcfg.scale_factor, std * dcfg.scale_factor
     torch.manual_seed(cfg.seed)
     ldm = LatentDiffusion(vae, SpaceTimeUNet(ucfg), dcfg).to(device).train()
+    if src is not None:
+        with torch.no_grad():
+            ldm.unet.load_state_dict(src.ldm.unet.state_dict())
+            ldm.logvar.copy_(src.ldm.logvar)
     ema = EMA(ldm, cfg.ema_decay).to(device)
     trained = [p for p in ldm.parameters() if p.requires_grad]
     if cfg.latent_cache:
@@ -275,10 +302,15 @@ def _ldm_stage(cfg: TrainConfig, store: str, device: torch.device, progress: boo
 
     vae_meta = read_meta(cfg.init)
     vae_meta = vae_meta.get("vae", vae_meta)      # init from a nowcaster: the provenance of its VAE
+    extra = {"vae": vae_meta}
+    if src is not None:                           # the steps and time the denoiser had before this run
+        extra["warm_start"] = {k: src.meta.get(k) for k in ("steps", "wall_time_s", "commit", "command",
+                                                            "warm_start")}
+        extra["warm_start"]["model"] = str(src.path)
 
     def export(path, meta):
         with ema.swapped(ldm):
-            save_model(path, ldm, cfg.task, meta={**meta, "vae": vae_meta})
+            save_model(path, ldm, cfg.task, meta={**meta, **extra})
 
     return Stage(modules={"ldm": ldm, "ema": ema}, params={"ldm": trained}, sample=sample, compute=compute,
                  validate=validate, export=export, after_step=lambda: ema.update(ldm), optimizer=_optimizer(cfg))

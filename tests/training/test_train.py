@@ -219,3 +219,44 @@ def test_a_guided_run_trains_on_the_first_guess_the_forecast_computes(tiny_store
     assert model.ldm.cfg.first_guess == "pysteps" and model.ldm.unet.cfg.guide and model.ldm.cfg.residual == residual
     assert model.ldm.cfg.first_guess_history == model.ldm.unet.cfg.guide_stacks == history
     assert model.ldm.forecast(torch.rand(1, 7, 32, 32), seeds=[0], steps=2).shape == (1, 1, 6, 32, 32)
+
+
+def test_warm_start_continues_from_the_trained_denoiser_and_refuses_another(tiny_store, tiny_config, trained_vae,
+                                                                             tmp_path):
+    """A warm-started ldm run begins with the source nowcaster's denoiser, not a fresh one."""
+    from nowcast.training.stages import build_stage
+
+    base = [("data", tiny_store), ("init", trained_vae), ("runs_dir", str(tmp_path)), ("max_steps", 3)]
+    src_run = run(load_config(tiny_config, "ldm", base), progress=False)
+    src = load_model(src_run)
+    cfg = load_config(tiny_config, "ldm", base + [("warm_start", src_run), ("seed", 11)])
+    stage = build_stage(cfg, tiny_store, torch.device("cpu"), progress=False)
+    ldm = stage.modules["ldm"]
+    for k, v in src.ldm.unet.state_dict().items():
+        torch.testing.assert_close(ldm.unet.state_dict()[k], v, rtol=0, atol=0)
+    torch.testing.assert_close(ldm.logvar.detach(), src.ldm.logvar.detach(), rtol=0, atol=0)
+    assert ldm.cfg.scale_factor == src.ldm.cfg.scale_factor
+    ema = stage.modules["ema"]                                # the EMA starts from the same weights
+    trained = dict(ldm.named_parameters())
+    for name, shadow in zip(ema.names, ema.shadow):
+        torch.testing.assert_close(shadow, trained[name].detach(), rtol=0, atol=0)
+    fresh = build_stage(load_config(tiny_config, "ldm", base + [("seed", 11)]), tiny_store, torch.device("cpu"),
+                        progress=False)
+    assert not torch.equal(fresh.modules["ldm"].unet.state_dict()[k], v)   # without it: a new initialisation
+    again = load_model(run(cfg, progress=False))
+    assert again.meta["warm_start"]["steps"] == 3 and again.meta["steps"] == 3
+    with pytest.raises(ValueError, match="UNet"):
+        build_stage(load_config(tiny_config, "ldm", base + [("warm_start", src_run), ("unet.base_units", 8)]),
+                    tiny_store, torch.device("cpu"), progress=False)
+    with pytest.raises(ValueError, match="diffusion settings"):
+        build_stage(load_config(tiny_config, "ldm", base + [("warm_start", src_run),
+                                                            ("diffusion.beta_end", 0.03)]),
+                    tiny_store, torch.device("cpu"), progress=False)
+    other_vae = run(load_config(tiny_config, "vae", [("data", tiny_store), ("runs_dir", str(tmp_path)),
+                                                     ("seed", 5), ("max_steps", 1)]), progress=False)
+    with pytest.raises(ValueError, match="another VAE"):
+        build_stage(load_config(tiny_config, "ldm", [("data", tiny_store), ("init", other_vae),
+                                                     ("runs_dir", str(tmp_path)), ("warm_start", src_run)]),
+                    tiny_store, torch.device("cpu"), progress=False)
+    with pytest.raises(ValueError, match="warm_start"):
+        load_config(tiny_config, "vae", [("warm_start", src_run)])
