@@ -29,7 +29,7 @@ import torch
 from common import ROOT, header, provenance, write_results
 from nowcast.data.cache import synthetic_store
 from nowcast.models.pretrained import load_model
-from nowcast.skill import parse_sampler, select_windows
+from nowcast.nowcasters import parse_spec, select_windows
 
 
 def _rms(sq: list) -> np.ndarray:
@@ -54,7 +54,7 @@ def correction_rms(model, store: str, samplers, windows: int, members: int) -> d
             g, z = z_c[:, -fut.shape[1]:], ldm.encode_frames(fut)
             first.append(per_lead(z - g))
             for s in samplers:
-                spec = parse_sampler(s)
+                spec = parse_spec(s)
                 ens = ldm.sample_latents(z_c, seeds, spec.name, spec.steps)[0]
                 acc[s]["correction"].append(per_lead(ens - g))
                 acc[s]["member"].append(per_lead(ens - z))
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
             raise ValueError(f"{args.model} is not a residual model (diffusion.residual is off)")
         samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
         for s in samplers:
-            parse_sampler(s)
+            parse_spec(s)
     except (FileNotFoundError, ValueError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -25,7 +25,8 @@ from common import ROOT, header, provenance, write_results
 from nowcast.data.sevir import SevirReader, downsample_lr, filter_catalog, read_catalog
 from nowcast.data.store import BuildConfig, build_store
 from nowcast.data.synthetic import SyntheticConfig, write_synthetic_sevir
-from nowcast.data.windows import WindowDataset, get_task
+from nowcast.data.windows import WindowDataset
+from nowcast.foundation.tasks import get_task
 
 class DirectHDF5Windows(torch.utils.data.Dataset):
     """The Earthformer/PreDiff access pattern: read the full event, then cut the window."""

@@ -30,9 +30,10 @@ from common import ROOT, header, provenance, write_results
 from nowcast.data.cache import synthetic_store
 from nowcast.data.codec import from_unit
 from nowcast.models.pretrained import load_model
-from nowcast.skill import evaluate_samplers, select_windows
-from nowcast.verification.baselines import get_baseline
-from nowcast.verification.evaluation import lead_time_table, markdown_table, summarize
+from nowcast.nowcasters import evaluate_samplers, select_windows
+from nowcast.baselines import get_baseline
+from nowcast.verification.report import lead_time_table, markdown_table
+from nowcast.verification.summarise import summarize
 
 MAIN = ("ddim:100", "ddim:5", "persistence", "pysteps")
 REFERENCE = ("ddpm:1000", "ddim:100", "ddim:5", "persistence", "pysteps")
@@ -98,8 +99,8 @@ def _picture(model, store: str, path: Path, seeds=(0, 1)) -> dict:
     with torch.no_grad():
         ens = from_unit(model.ldm.forecast(x, seeds=list(seeds), solver="ddim", steps=100).numpy())[0]
     rows = [("observed", fut)] + [(f"DDIM-100 member {s}", ens[k]) for k, s in enumerate(seeds)]
-    rows += [("persistence", get_baseline("persistence").predict(ctx[None], 6)[0, 0]),
-             ("pysteps", get_baseline("pysteps").predict(ctx[None], 6)[0, 0])]
+    rows += [("persistence", get_baseline("persistence").forecast(ctx[None], 6)[0, 0]),
+             ("pysteps", get_baseline("pysteps").forecast(ctx[None], 6)[0, 0])]
     cmap, norm = vil_cmap()
     fig, axes = plt.subplots(len(rows), 7, figsize=(14, 2.1 * len(rows)), constrained_layout=True)
     for r, (name, frames) in enumerate(rows):

@@ -6,7 +6,7 @@
    (inception, teacher); SpanLift-5 on the iPNDM base (mse, teacher); a DyWeight-5 scalar table,
    and SpanLift-5 on that trained DyWeight base (mse, teacher). DDIM on the VP grid is the
    solver core's Euler, so the DDIM base is also the paper's Euler base.
-2. Table 4: every sampler on the same test windows and member seeds (``nowcast.skill``):
+2. Table 4: every sampler on the same test windows and member seeds (``nowcast.nowcasters``):
    ddim:100 (the teacher), ddim:5, the SpanLift runs, persistence, pysteps (``--ddpm`` adds
    ancestral DDPM-1000).
 3. Table 5: each base at 5 steps against SpanLift on it.
@@ -35,7 +35,8 @@ import torch
 from common import ROOT, header, provenance, write_results
 from nowcast.data.cache import synthetic_store
 from nowcast.models.pretrained import load_model, load_trained_solver
-from nowcast.skill import evaluate_samplers, sampler_table, summary_json
+from nowcast.nowcasters import evaluate_samplers
+from nowcast.verification.report import sampler_table, summary_json
 from nowcast.train import run as train_run
 from nowcast.training.config import load_config
 

@@ -24,7 +24,7 @@ import torch
 from common import ROOT, header, provenance, write_results
 from nowcast.data.codec import MISSING, SEVIR_THRESHOLDS
 from nowcast.verification.categorical import accumulate, init_counts
-from nowcast.verification.evaluation import EvaluationAccumulator
+from nowcast.verification.accumulate import EvaluationAccumulator
 
 SCALES = (1, 4, 16)
 

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import torch
 
-from .solvers.registry import atomic_save
+from .foundation.files import atomic_save
 
-__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_path", "latest_checkpoint", "prune_checkpoints",
-           "file_digest"]
+__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_path", "latest_checkpoint", "prune_checkpoints"]
 
 _STEP = re.compile(r"^step-(\d+)\.pt$")
 
@@ -73,10 +72,3 @@ def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> list:
         p.unlink(missing_ok=True)
     return gone
 
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """SHA-256 of a file (hex): the identity of a model file that solvers and caches are tied to."""
-    from .hub import sha1sum
-
-    return sha1sum(path, "sha256")

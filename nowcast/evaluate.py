@@ -23,7 +23,10 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import HelpFormatter
+from .foundation.cli import HelpFormatter, fail
+from .foundation.device import resolve_device
+from .foundation.files import atomic_write_text
+from .foundation.provenance import file_digest
 
 __all__ = ["main"]
 
@@ -51,49 +54,44 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(args) -> dict:
     """Evaluate per parsed ``args``; returns the results (sampler → xarray Dataset)."""
-    import torch
-
     from .data.cache import synthetic_store
-    from .data.windows import get_task
     from .io.events import write_netcdf
-    from .skill import combine_results, evaluate_samplers, parse_sampler, sampler_table, summary_json
+    from .nowcasters import parse_spec, resolve_nowcaster, score_nowcasters
+    from .verification.report import combine_results, sampler_table, summary_json
 
-    specs = [parse_sampler(s) for s in args.samplers]
+    specs = [parse_spec(s) for s in args.samplers]
     if args.members < 1 or args.batch < 1 or (args.windows is not None and args.windows < 1):
         raise ValueError("--members, --batch and --windows must be ≥ 1")
     out = Path(args.out)
     existing = [str(out / f) for f in OUTPUTS if (out / f).exists()]
     if existing and not args.overwrite:
         raise ValueError(f"{', '.join(existing)} exist; choose another --out or pass --overwrite")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available")
-    device = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
+    device = resolve_device(args.device)
     model = None
     if any(s.kind != "baseline" for s in specs):
         from .models.pretrained import load_model
 
         model = load_model(args.model, device)
-    task = model.task if model is not None else "sevirlr"
-    get_task(task)
+    nowcasters = [resolve_nowcaster(s, model, device, require_steps=True) for s in specs]
     store = args.data or synthetic_store(progress=not args.no_progress)
     t0 = time.perf_counter()
-    results = evaluate_samplers(specs, store, task, args.split, model, windows=args.windows, members=args.members,
-                                seed=args.seed, batch=args.batch, device=device, progress=not args.no_progress)
+    results = score_nowcasters(nowcasters, store, args.split, windows=args.windows, members=args.members,
+                               seed=args.seed, batch=args.batch, progress=not args.no_progress)
     provenance = {"command": " ".join(["python -m nowcast.evaluate", *sys.argv[1:]]), "store": store,
-                  "split": args.split, "model": str(model.path) if model is not None else None,
+                  "split": args.split, "model": model.path.name if model is not None else None,
+                  "model_sha256": file_digest(model.path) if model is not None else None,
                   "seconds": time.perf_counter() - t0}
     out.mkdir(parents=True, exist_ok=True)
     ds = combine_results(results)
     ds.attrs.update({k: str(v) for k, v in provenance.items()})
     write_netcdf(ds, out / "metrics.nc", overwrite=True)
-    tmp = out / ".metrics.json.tmp"
-    tmp.write_text(json.dumps({"provenance": provenance, "samplers": summary_json(results)}, indent=2) + "\n")
-    tmp.replace(out / "metrics.json")
+    atomic_write_text(out / "metrics.json",
+                      json.dumps({"provenance": provenance, "samplers": summary_json(results)}, indent=2) + "\n")
     lpips_note = next(iter(results.values())).attrs.get("lpips", "")
     table = sampler_table(results) + f"\n\nLPIPS: {lpips_note.rstrip('.')}. Scores pooled over lead times " \
         f"{[float(v) for v in ds.lead_time.values]} min; {args.members} members; " \
         f"{next(iter(results.values())).attrs['n_windows']} windows of the {args.split} split.\n"
-    (out / "table.md").write_text(table)
+    atomic_write_text(out / "table.md", table)
     print(table)
     return results
 
@@ -104,8 +102,7 @@ def main(argv: list | None = None) -> int:
     try:
         run(args)
     except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     return 0
 
 

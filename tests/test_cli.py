@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from nowcast.cli import HelpFormatter
+from nowcast.foundation.cli import HelpFormatter
 
 
 def _imagegen_parsers():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from nowcast.checkpoints import file_digest
+from nowcast.foundation.provenance import file_digest
 from nowcast.data.windows import WindowDataset
 from nowcast.evaluate import main
 from nowcast.solvers import SpanLift, get_solver, save_solver

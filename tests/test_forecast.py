@@ -126,7 +126,7 @@ def test_spanlift_needs_a_solver_for_the_model(event_file, tiny_model_file, tmp_
     assert main(argv) == 2
     assert "no spanlift solver ships" in capsys.readouterr().err
     assert main(argv + ["--solver", "rk45"]) == 2
-    assert "unknown --solver" in capsys.readouterr().err
+    assert "unknown solver" in capsys.readouterr().err
 
 
 def _no_network(monkeypatch):
@@ -187,7 +187,7 @@ def test_sample_event_with_the_shipped_model_and_its_spanlift(tmp_path):
     """The README's main job at two members: shipped default model, default solver (its SpanLift)."""
     from pathlib import Path
 
-    from nowcast.checkpoints import file_digest
+    from nowcast.foundation.provenance import file_digest
     from nowcast.models.pretrained import resolve_model, resolve_solver
 
     event = Path(__file__).resolve().parents[1] / "data" / "sample_event.nc"

@@ -65,7 +65,7 @@ def test_forecast_of_the_shipped_model_is_pinned(solver, tmp_path):
 
 
 def test_evaluation_scores_are_pinned(tiny_model_file, tiny_store):
-    from nowcast.skill import evaluate_samplers
+    from nowcast.nowcasters import evaluate_samplers
 
     res = evaluate_samplers(["ddim:2", "ddpm:3", "persistence"], tiny_store, "sevirlr", "test",
                             _load(tiny_model_file), windows=2, members=2, batch=2, progress=False)

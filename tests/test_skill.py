@@ -1,4 +1,4 @@
-"""Sampler specifications and the one-pass skill evaluation of samplers and baselines."""
+"""Nowcaster specifications and the one-pass skill scoring of samplers and baselines."""
 
 import numpy as np
 import pytest
@@ -9,15 +9,21 @@ from nowcast.models.ldm import DiffusionConfig, LatentDiffusion
 from nowcast.models.pretrained import LoadedModel
 from nowcast.models.unet import SpaceTimeUNet, UNetConfig
 from nowcast.models.vae import FrameVAE, VAEConfig
-from nowcast.skill import evaluate_samplers, parse_sampler
+from nowcast.foundation.tasks import Grid, get_task
+from nowcast.nowcasters import evaluate_samplers, parse_spec, score_nowcasters
 
 
-def test_parse_sampler():
-    assert parse_sampler("ddim:100").steps == 100 and parse_sampler("ddpm:1000").name == "ddpm"
-    assert parse_sampler("pysteps").kind == "baseline"
-    for bad, msg in (("ddim", "SOLVER:STEPS"), ("ddim:0", "SOLVER:STEPS"), ("nope:5", "unknown solver")):
+def test_parse_spec():
+    assert parse_spec("ddim:100").steps == 100 and parse_spec("ddpm:1000").name == "ddpm"
+    assert parse_spec("ddim").steps is None and parse_spec("ddpm").kind == "ancestral"
+    assert parse_spec("pysteps").kind == "baseline" and parse_spec("extrapolation").kind == "baseline"
+    assert parse_spec("spanlift").path is None and parse_spec("spanlift:runs/x").path == "runs/x"
+    for bad, msg in (("ddim:0", "SOLVER:STEPS"), ("ddim:x", "SOLVER:STEPS"), ("nope:5", "unknown solver"),
+                     ("spanlift:5", "run directory")):
         with pytest.raises(ValueError, match=msg):
-            parse_sampler(bad)
+            parse_spec(bad)
+    with pytest.raises(ValueError, match="SOLVER:STEPS"):
+        evaluate_samplers(["ddim"], "unused", model=object(), progress=False)
 
 
 def test_persistence_scores_match_a_direct_computation(tiny_store):
@@ -50,14 +56,20 @@ def test_model_samplers_count_their_evaluations(tiny_store):
         evaluate_samplers(["ddim:3"], tiny_store, progress=False)
 
 
-class _FakeModel:
-    """A stand-in for a loaded model whose ``ldm.forecast(context, seeds, …)`` is ``fields``."""
+class _FakeNowcaster:
+    """A stand-in sampled nowcaster whose forecast (in [0, 1]) is ``fields(context, seeds)``."""
+
+    name, steps, task = "ddim:1", 1, get_task("sevirlr")
+    grid = Grid.sevir(task, 32)
 
     def __init__(self, fields):
-        ldm = torch.nn.Module()
-        ldm.unet = torch.nn.Identity()
-        ldm.forecast = lambda context, seeds, solver, steps: fields(context, seeds)
-        self.ldm = ldm
+        self.fields = fields
+
+    def predict(self, context, n_lead, members=1, seed=0):
+        from nowcast.data.codec import from_unit
+
+        out = self.fields(torch.from_numpy(context), list(range(seed, seed + members)))
+        return from_unit(out.numpy()), 1
 
 
 def test_saturated_forecasts_are_scored_not_dropped_as_missing(tiny_store):
@@ -66,8 +78,7 @@ def test_saturated_forecasts_are_scored_not_dropped_as_missing(tiny_store):
     def saturated(context, seeds):
         return torch.ones(context.shape[0], len(seeds), 6, *context.shape[-2:])
 
-    res = evaluate_samplers(["ddim:1"], tiny_store, model=_FakeModel(saturated), windows=2, members=1,
-                            progress=False)["ddim:1"]
+    res = score_nowcasters([_FakeNowcaster(saturated)], tiny_store, windows=2, members=1, progress=False)["ddim:1"]
     assert int(res.n_valid.sum()) == 2 * 6 * 32 * 32          # no pixel was taken for missing
     assert float(res.false_alarms.sel(threshold=16, scale=1).sum()) + float(res.hits.sel(threshold=16, scale=1).sum()) \
         == 2 * 6 * 32 * 32                                     # every pixel forecast as an event
@@ -79,11 +90,13 @@ def test_ensemble_mean_is_scored_from_the_same_members(tiny_store):
 
     def two_levels(context, seeds):
         out = torch.zeros(context.shape[0], len(seeds), 6, *context.shape[-2:])
-        out[:, 1::2] = 200 / 255                      # (the warm-up call has one member)
+        out[:, 1::2] = 200 / 255
         return out
 
-    res = evaluate_samplers(["ddim:1", "persistence"], tiny_store, model=_FakeModel(two_levels), windows=3, members=2,
-                            progress=False, ensemble_mean=True)
+    from nowcast.baselines import Persistence
+
+    res = score_nowcasters([_FakeNowcaster(two_levels), Persistence()], tiny_store, windows=3, members=2,
+                           progress=False, ensemble_mean=True)
     assert set(res) == {"ddim:1", "ddim:1 mean", "persistence"}          # baselines: no mean entry
     assert res["ddim:1"].attrs["categorical"] == "members" and res["ddim:1 mean"].attrs["categorical"] == "mean"
     ds = WindowDataset(tiny_store, "sevirlr", "test")

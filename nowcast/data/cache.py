@@ -13,12 +13,9 @@ import shutil
 import sys
 from pathlib import Path
 
-__all__ = ["cache_dir", "synthetic_store"]
+from ..foundation.cache import cache_dir
 
-
-def cache_dir() -> Path:
-    """``$NOWCAST_CACHE`` or ``~/.cache/nowcast`` (not created here)."""
-    return Path(os.environ.get("NOWCAST_CACHE") or Path.home() / ".cache" / "nowcast")
+__all__ = ["synthetic_store"]
 
 
 def synthetic_store(n_events: int = 480, seed: int = 0, lr: bool = True, root: str | os.PathLike | None = None,

@@ -16,15 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..foundation.tasks import MISSING, SEVIR_THRESHOLDS, VIL_LEVELS
+
 __all__ = ["MISSING", "SEVIR_THRESHOLDS", "VIL_LEVELS", "decode_vil", "encode_vil", "to_unit",
            "from_unit", "missing_mask"]
 
-#: Byte value marking missing data.
-MISSING = 255
-#: The standard SEVIR CSI thresholds in bytes (compared with ``>=``).
-SEVIR_THRESHOLDS = (16, 74, 133, 160, 181, 219)
-#: Colour-map levels of the SEVIR VIL palette (bytes).
-VIL_LEVELS = (0, 16, 31, 59, 74, 100, 133, 160, 181, 219, 255)
 
 _LIN_SCALE, _LIN_OFFSET = 90.66, 2.0
 _LOG_SCALE, _LOG_OFFSET = 38.9, 83.9
@@ -87,9 +83,26 @@ def encode_vil(vil) -> np.ndarray:
     return out.astype(np.uint8)
 
 
-def to_unit(data) -> np.ndarray:
-    """Bytes to the models' scale ``byte/255`` (float32; missing stays 1.0 — mask it separately)."""
-    return np.asarray(data, dtype=np.float32) / 255.0
+def to_unit(data, keep_missing: bool = False) -> np.ndarray:
+    """Bytes to the models' scale ``byte/255`` (float32).
+
+    Parameters
+    ----------
+    data : array-like
+        VIL bytes (255 = missing).
+    keep_missing : bool
+        Keep missing pixels as 1.0 (for a caller that masks them separately); by default they
+        become 0, which is what the models are given where there is no data.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 in ``[0, 1]``.
+    """
+    x = np.asarray(data)
+    if not keep_missing:
+        x = np.where(x == MISSING, 0, x)
+    return x.astype(np.float32) / 255.0
 
 
 def from_unit(x) -> np.ndarray:

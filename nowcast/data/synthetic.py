@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..foundation.files import atomic_write
 from .codec import MISSING, encode_vil
 from .projection import laea_to_lonlat
 from .sevir import CATALOG_COLUMNS, SEVIR_PROJ
@@ -235,6 +236,70 @@ def _generated(jobs: list, workers: int):
         yield from pool.map(_event_bytes, jobs, chunksize=2)
 
 
+def _plan_events(config: SyntheticConfig) -> tuple:
+    """``(files, rng)``: file name → the events it holds (``(file_name, event_id, time, storm, seed,
+    index)``), and the generator, which goes on to draw the duplicated catalog rows."""
+    rng = np.random.default_rng(config.seed)
+    files: dict = {}
+    for i in range(config.n_events):
+        time = _time_for(rng, i)
+        storm = rng.uniform() < 0.6
+        kind = "STORMEVENTS" if storm else "RANDOMEVENTS"
+        half = "0101_0630" if time.month <= 6 else "0701_1231"
+        file_name = f"vil/{time.year}/SEVIR_VIL_{kind}_{time.year}_{half}.h5"
+        eid = f"S{800000 + i}" if storm else f"R{time:%y%m%d%H%M}{i:04d}"
+        files.setdefault(file_name, []).append((file_name, eid, time, storm, int(rng.integers(2**31)), i))
+    return files, rng
+
+
+def _catalog_row(config: SyntheticConfig, event: tuple, idx: int, data: np.ndarray, regime: str, erng) -> dict:
+    """The CATALOG.csv row of one generated event (draws its time shift, place and type from ``erng``)."""
+    file_name, eid, time, storm = event[:4]
+    offsets_base = 5 * (np.arange(config.frames) - config.frames // 2)
+    shift = int(erng.choice([0, 0, 0, -1, 1, -2, 2]))
+    x0 = erng.uniform(-1.9e6, 1.9e6)
+    y0 = erng.uniform(-1.2e6, 0.8e6)
+    lon0, lat0 = laea_to_lonlat(x0 - PATCH_M / 2, y0 - PATCH_M / 2)
+    lon1, lat1 = laea_to_lonlat(x0 + PATCH_M / 2, y0 + PATCH_M / 2)
+    valid = data[data != MISSING]
+    return {
+        "id": eid, "file_name": file_name, "file_index": idx, "img_type": "vil",
+        "time_utc": time, "minute_offsets": ":".join(str(int(v)) for v in offsets_base + shift),
+        "episode_id": float(100000 + idx) if storm else np.nan,
+        "event_id": float(int(eid[1:])) if storm else np.nan,
+        "event_type": EVENT_TYPES[int(erng.integers(len(EVENT_TYPES)))] if storm else np.nan,
+        "llcrnrlat": float(lat0), "llcrnrlon": float(lon0),
+        "urcrnrlat": float(lat1), "urcrnrlon": float(lon1), "proj": SEVIR_PROJ,
+        "size_x": config.size, "size_y": config.size, "height_m": PATCH_M, "width_m": PATCH_M,
+        "data_min": int(valid.min()) if valid.size else MISSING,
+        "data_max": int(valid.max()) if valid.size else MISSING,
+        "pct_missing": round(100.0 * float((data == MISSING).mean()), 4),
+        "regime": regime,
+    }
+
+
+def _write_h5(path: str, config: SyntheticConfig, evs: list, workers: int, rows: list, bar) -> None:
+    """Generate the events of one HDF5 file into ``path``, appending their catalog rows."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        ids = f.create_dataset("id", (len(evs),), dtype="S24")
+        vil = f.create_dataset("vil", (len(evs), config.size, config.size, config.frames), dtype="uint8",
+                               chunks=(1, config.size, config.size, config.frames))
+        jobs = [(ev[4], ev[5], config.size, config.frames, config.value_encoded) for ev in evs]
+        for idx, (ev, (data, regime, erng)) in enumerate(zip(evs, _generated(jobs, workers))):
+            if erng.uniform() < config.missing_fraction:
+                h0, w0 = erng.integers(0, config.size // 2, size=2)
+                hh, ww = erng.integers(config.size // 10, config.size // 3, size=2)
+                t0 = int(erng.integers(0, config.frames // 2))
+                data[t0:, h0:h0 + hh, w0:w0 + ww] = MISSING
+            ids[idx] = ev[1].encode()
+            vil[idx] = np.moveaxis(data, 0, -1)
+            rows.append(_catalog_row(config, ev, idx, data, regime, erng))
+            if bar is not None:
+                bar.update(1)
+
+
 def write_synthetic_sevir(root: str | os.PathLike, config: SyntheticConfig = SyntheticConfig(),
                           progress: bool = False, workers: int = 1):
     """Write a synthetic SEVIR VIL set (HDF5 files + CATALOG.csv) under ``root``.
@@ -255,71 +320,20 @@ def write_synthetic_sevir(root: str | os.PathLike, config: SyntheticConfig = Syn
     pandas.DataFrame
         The catalog written to ``root/CATALOG.csv``.
     """
-    import h5py
     import pandas as pd
 
     root = Path(root)
     if config.size % 3:
         raise ValueError(f"size must be divisible by 3 (SEVIR-LR pools 3×3), got {config.size}")
-    rng = np.random.default_rng(config.seed)
-    rows, events = [], []
-    for i in range(config.n_events):
-        time = _time_for(rng, i)
-        storm = rng.uniform() < 0.6
-        kind = "STORMEVENTS" if storm else "RANDOMEVENTS"
-        half = "0101_0630" if time.month <= 6 else "0701_1231"
-        file_name = f"vil/{time.year}/SEVIR_VIL_{kind}_{time.year}_{half}.h5"
-        eid = f"S{800000 + i}" if storm else f"R{time:%y%m%d%H%M}{i:04d}"
-        events.append((file_name, eid, time, storm, int(rng.integers(2**31)), i))
-    files: dict = {}
-    for ev in events:
-        files.setdefault(ev[0], []).append(ev)
+    files, rng = _plan_events(config)
     bar = None
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=config.n_events, desc="synthetic events", unit="event")
-    offsets_base = 5 * (np.arange(config.frames) - config.frames // 2)
+    rows: list = []
     for file_name, evs in sorted(files.items()):
-        path = root / "data" / file_name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".h5.tmp")
-        with h5py.File(tmp, "w") as f:
-            ids = f.create_dataset("id", (len(evs),), dtype="S24")
-            vil = f.create_dataset("vil", (len(evs), config.size, config.size, config.frames), dtype="uint8",
-                                   chunks=(1, config.size, config.size, config.frames))
-            jobs = [(ev[4], ev[5], config.size, config.frames, config.value_encoded) for ev in evs]
-            for idx, ((_, eid, time, storm, _seed, _n), (data, regime, erng)) in enumerate(
-                    zip(evs, _generated(jobs, workers))):
-                if erng.uniform() < config.missing_fraction:
-                    h0, w0 = erng.integers(0, config.size // 2, size=2)
-                    hh, ww = erng.integers(config.size // 10, config.size // 3, size=2)
-                    t0 = int(erng.integers(0, config.frames // 2))
-                    data[t0:, h0:h0 + hh, w0:w0 + ww] = MISSING
-                ids[idx] = eid.encode()
-                vil[idx] = np.moveaxis(data, 0, -1)
-                shift = int(erng.choice([0, 0, 0, -1, 1, -2, 2]))
-                x0 = erng.uniform(-1.9e6, 1.9e6)
-                y0 = erng.uniform(-1.2e6, 0.8e6)
-                lon0, lat0 = laea_to_lonlat(x0 - PATCH_M / 2, y0 - PATCH_M / 2)
-                lon1, lat1 = laea_to_lonlat(x0 + PATCH_M / 2, y0 + PATCH_M / 2)
-                valid = data[data != MISSING]
-                rows.append({
-                    "id": eid, "file_name": file_name, "file_index": idx, "img_type": "vil",
-                    "time_utc": time, "minute_offsets": ":".join(str(int(v)) for v in offsets_base + shift),
-                    "episode_id": float(100000 + idx) if storm else np.nan,
-                    "event_id": float(int(eid[1:])) if storm else np.nan,
-                    "event_type": EVENT_TYPES[int(erng.integers(len(EVENT_TYPES)))] if storm else np.nan,
-                    "llcrnrlat": float(lat0), "llcrnrlon": float(lon0),
-                    "urcrnrlat": float(lat1), "urcrnrlon": float(lon1), "proj": SEVIR_PROJ,
-                    "size_x": config.size, "size_y": config.size, "height_m": PATCH_M, "width_m": PATCH_M,
-                    "data_min": int(valid.min()) if valid.size else MISSING,
-                    "data_max": int(valid.max()) if valid.size else MISSING,
-                    "pct_missing": round(100.0 * float((data == MISSING).mean()), 4),
-                    "regime": regime,
-                })
-                if bar is not None:
-                    bar.update(1)
-        os.replace(tmp, path)
+        atomic_write(root / "data" / file_name, lambda tmp: _write_h5(tmp, config, evs, workers, rows, bar),
+                     suffix=".h5")
     if bar is not None:
         bar.close()
     cat = pd.DataFrame(rows)
@@ -329,5 +343,5 @@ def write_synthetic_sevir(root: str | os.PathLike, config: SyntheticConfig = Syn
         cat = pd.concat([cat, cat.iloc[sorted(dup_idx)]], ignore_index=True)
     cat = cat[list(CATALOG_COLUMNS) + ["regime"]]
     root.mkdir(parents=True, exist_ok=True)
-    cat.to_csv(root / "CATALOG.csv", index=False)
+    atomic_write(root / "CATALOG.csv", lambda tmp: cat.to_csv(tmp, index=False), suffix=".csv")
     return cat

@@ -14,46 +14,15 @@ dataset works with ``num_workers > 0`` (fork or spawn) and with ``DistributedSam
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 import torch
 
-from ..solvers.core import lookup
-from .codec import MISSING
+from ..foundation.tasks import MISSING, get_task
+from .codec import to_unit
 
-__all__ = ["Task", "TASKS", "get_task", "WindowDataset", "read_split", "window_frames"]
-
-
-@dataclass(frozen=True)
-class Task:
-    """A forecasting task: context and target lengths, window stride, frame interval."""
-
-    name: str
-    in_len: int
-    out_len: int
-    stride: int
-    frame_minutes: int
-
-    @property
-    def seq_len(self) -> int:
-        """Frames per window (context + target)."""
-        return self.in_len + self.out_len
-
-
-TASKS = {"sevir": Task("sevir", 13, 12, 12, 5), "sevirlr": Task("sevirlr", 7, 6, 6, 10)}
-
-
-def get_task(name: str) -> Task:
-    """Look up a task preset by name (``sevir`` or ``sevirlr``).
-
-    Raises
-    ------
-    ValueError
-        For an unknown name.
-    """
-    return lookup(TASKS, "task", name)
+__all__ = ["WindowDataset", "read_split", "window_frames"]
 
 
 def read_split(store: str, split: str) -> list:
@@ -165,5 +134,5 @@ class WindowDataset(torch.utils.data.Dataset):
             data = np.rot90(data, int(rng.integers(4)), axes=(1, 2))
         data = np.ascontiguousarray(data)
         missing = torch.from_numpy(data == MISSING)[:, None]
-        x = torch.from_numpy(data.astype(np.float32) / 255.0)[:, None]
+        x = torch.from_numpy(to_unit(data, keep_missing=True))[:, None]
         return {"x": x, "missing": missing, "event_id": self.event_ids[k], "start": start}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from ..cli import HelpFormatter
+from ..foundation.cli import HelpFormatter
 
 __all__ = ["main"]
 

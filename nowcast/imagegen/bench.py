@@ -31,8 +31,9 @@ from pathlib import Path
 
 import torch
 
-from ..cli import HelpFormatter
-from ..hub import sha1sum
+from ..foundation.cli import HelpFormatter
+from ..foundation.files import atomic_write_text
+from ..foundation.provenance import file_digest, provenance_lines, run_provenance
 from ..solvers.registry import get_solver
 from ..solvers.schedules import edm_sigmas, logsnr_sigmas
 from .datasets import DATASETS, load_images
@@ -106,10 +107,7 @@ class _ScoreCache:
 
     def put_scores(self, ident: dict, scores: dict) -> None:
         path = self._path(ident, ".json")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"ident": {**self.common, **ident}, "scores": scores}, indent=1) + "\n")
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps({"ident": {**self.common, **ident}, "scores": scores}, indent=1) + "\n")
 
     def stats(self, ident: dict, compute) -> FeatureStats:
         path = self._path(ident, ".npz")
@@ -134,7 +132,7 @@ def run_image_benchmark(s: ImageBenchSettings, log=print) -> dict:
     gen = torch.Generator().manual_seed(10_000 + s.seed)           # test noise, disjoint from training
     noise = torch.randn((s.samples,) + shape, generator=gen)
     cache = _ScoreCache(Path(s.work_dir) / "scores",
-                        {"model_sha256": sha1sum(model_path, "sha256"), "data": s.data, "samples": s.samples,
+                        {"model_sha256": file_digest(model_path), "data": s.data, "samples": s.samples,
                          "seed": s.seed, "teacher": s.teacher})
 
     clf, acc = train_classifier_features(data.images, data.labels, seed=s.seed)
@@ -219,8 +217,7 @@ def render_markdown(result: dict, prov: dict) -> str:
     recs = result["records"]
     nfes = s["nfes"]
     lines = ["# Few-step solvers on a tiny EDM image model (CPU)", "",
-             f"- command: `{prov['command']}`", f"- commit: `{prov['commit']}`", f"- machine: {prov['machine']}",
-             f"- date: {prov['date']}", "",
+             *provenance_lines(prov), "",
              f"Data `{s['data']}`; model `{result['model']}`; {s['samples']} samples per solver from the same "
              f"test noise; teacher {s['teacher']} (EDM ρ=7 grid). Learned solvers: {s['iterations']} iterations "
              f"× batch {s['batch_size']}, `{s['loss']}` endpoint loss, teacher {s['train_teacher']}, fresh noise, "
@@ -274,8 +271,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list | None = None) -> int:
     """Command-line entry point."""
-    from ..solvers.bench import run_provenance
-
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     if args.threads:
@@ -284,13 +279,12 @@ def main(argv: list | None = None) -> int:
                            samples=args.samples, teacher=args.teacher, train_teacher=args.train_teacher,
                            iterations=args.iterations, batch_size=args.batch_size, loss=args.loss, seed=args.seed,
                            work_dir=args.work_dir, fid=not args.no_fid)
-    prov = run_provenance(["bench"] + argv, prog="python -m nowcast.imagegen")
+    prov = run_provenance(["bench"] + argv, prog="python -m nowcast.imagegen", system=True)
     result = run_image_benchmark(s, log=lambda m: print(m, flush=True))
     result["acceptance"] = _acceptance(result["records"])
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "imagegen.json").write_text(json.dumps({**prov, **result}, indent=1) + "\n")
-    (out / "imagegen.md").write_text(render_markdown(result, prov))
+    atomic_write_text(out / "imagegen.json", json.dumps({**prov, **result}, indent=1) + "\n")
+    atomic_write_text(out / "imagegen.md", render_markdown(result, prov))
     print(render_markdown(result, prov))
     return 0
 

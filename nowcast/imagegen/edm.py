@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from ..foundation.cache import cache_dir
 from ..solvers.denoisers import Denoiser, batch_sigma
 
 __all__ = ["UntrustedPickleError", "EDM_PRETRAINED", "EDM_URL", "resolve_edm", "load_edm_pickle",
@@ -57,10 +58,6 @@ class UntrustedPickleError(PermissionError):
 # Finding the file
 # --------------------------------------------------------------------------------------------
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("NOWCAST_EDM_CACHE", Path.home() / ".cache" / "nowcast" / "edm"))
-
-
 def resolve_edm(source: str | os.PathLike) -> Path:
     """Local path of an EDM pickle given as a path, a URL or a published name.
 
@@ -68,7 +65,7 @@ def resolve_edm(source: str | os.PathLike) -> Path:
     ----------
     source : str or path-like
         An existing file; an ``http(s)://`` or ``file://`` URL, fetched once into
-        ``$NOWCAST_EDM_CACHE`` (default ``~/.cache/nowcast/edm``); or one of :data:`EDM_PRETRAINED`
+        ``$NOWCAST_CACHE/edm`` (default ``~/.cache/nowcast/edm``); or one of :data:`EDM_PRETRAINED`
         (fetched from NVIDIA's server the same way).
 
     Returns
@@ -92,7 +89,7 @@ def resolve_edm(source: str | os.PathLike) -> Path:
         return path
     name = text.rstrip("/").rsplit("/", 1)[-1] or "network.pkl"
     digest = hashlib.sha1(text.encode()).hexdigest()[:8]
-    dest = _cache_dir() / f"{digest}-{name}"
+    dest = cache_dir("edm") / f"{digest}-{name}"
     if dest.is_file():
         return dest
     import torch.hub

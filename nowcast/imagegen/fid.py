@@ -29,6 +29,8 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
+from ..foundation.files import atomic_write
+
 __all__ = ["FeatureStats", "frechet_distance", "kernel_distance", "to_uint8", "inception_extractor",
            "compute_features", "load_image_folder", "reference_stats", "IMAGE_SUFFIXES"]
 
@@ -72,10 +74,7 @@ class FeatureStats:
         arrays = {"mu": self.mu, "sigma": self.sigma, "n": np.int64(self.n)}
         if self.features is not None:
             arrays["features"] = self.features
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "FeatureStats":

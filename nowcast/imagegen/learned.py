@@ -21,7 +21,7 @@ from typing import Any, Callable
 import torch
 
 from ..solvers.matching import Batch, FreshTeacher, MatchingConfig, mse_loss, train_endpoint_matching
-from ..solvers.registry import get_solver, load_solver, parse_solver_spec, save_solver
+from ..solvers.registry import get_solver, load_learned_solver, load_solver, parse_solver_spec, save_solver
 from ..solvers.rollout import rollout
 from ..solvers.schedules import edm_sigmas
 from ..solvers.spanlift import SpanLift
@@ -186,11 +186,9 @@ def train_image_solver(denoiser, shape: tuple, cfg: ImageSolverConfig, run_dir: 
 
 def load_image_solver(path: str | Path):
     """``(solver, grid, afs)`` from a ``solver.pt`` written by :func:`train_image_solver`."""
-    solver, meta = load_solver(path)
-    if meta.get("task") != "image":
-        raise ValueError(f"{path}: not a solver trained for an image model")
+    solver, meta = load_learned_solver(path, task="image")
     grid = edm_sigmas(meta["steps"], meta["sigma_min"], meta["sigma_max"])
-    return solver.eval(), grid, bool(meta["afs"])
+    return solver, grid, meta["afs"]
 
 
 @torch.no_grad()

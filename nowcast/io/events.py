@@ -14,12 +14,12 @@ existing file unless asked.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..data.codec import MISSING, encode_vil
+from ..foundation.files import atomic_write
 from ..data.projection import CF_GRID_MAPPING, lonlat_to_laea
 
 __all__ = ["EventError", "read_event", "write_event", "write_netcdf", "event_from_store",
@@ -92,19 +92,7 @@ def write_netcdf(ds, path: str | os.PathLike, overwrite: bool = False) -> Path:
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; choose another name or pass overwrite=True")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)              # mkstemp makes 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4"))
 
 
 def _open(path: Path):
@@ -188,7 +176,7 @@ def read_event(path: str | os.PathLike, task: str = "sevirlr", check_time: bool 
         mapping, bad coordinates, too few frames, irregular or wrong time step, NaNs, values out
         of range, all missing.
     """
-    from ..data.windows import get_task
+    from ..foundation.tasks import get_task
 
     path, tk = Path(path), get_task(task)
     ds = _open(path)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import DictConfig
+from ..foundation.config import DictRoundTrip
 from .unet import (
     AxialAttentionBlock,
     PatchMerging,
@@ -33,7 +33,7 @@ __all__ = ["AlignmentConfig", "AlignmentNet", "frame_intensity", "alignment_loss
 
 
 @dataclass(frozen=True)
-class AlignmentConfig(DictConfig):
+class AlignmentConfig(DictRoundTrip):
     """Alignment network (defaults: PreDiff's ``NoisyCuboidTransformerEncoder``)."""
 
     latent_channels: int = 64

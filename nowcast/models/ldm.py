@@ -34,7 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import DictConfig
+from ..data.codec import to_unit
+from ..foundation.config import DictRoundTrip
 from ..solvers.ancestral import sample_ddpm
 from ..solvers.denoisers import VPDenoiser, make_betas, vp_t_to_sigma
 from ..solvers.registry import get_solver
@@ -48,7 +49,7 @@ __all__ = ["DiffusionConfig", "LatentDiffusion", "member_noise"]
 
 
 @dataclass(frozen=True)
-class DiffusionConfig(DictConfig):
+class DiffusionConfig(DictRoundTrip):
     """Diffusion settings (defaults: PreDiff's)."""
 
     timesteps: int = 1000
@@ -155,20 +156,20 @@ class LatentDiffusion(nn.Module):
         if not self.cfg.first_guess:
             raise ValueError("this model has no first guess (diffusion.first_guess is empty)")
         if self._first_guess is None:
-            from ..verification.baselines import get_baseline
+            from ..baselines import get_baseline
 
             self._first_guess = get_baseline(self.cfg.first_guess)
         k, n_lead = self.cfg.first_guess_history, self.unet.cfg.target_frames
         ctx = np.rint(context.detach().float().clamp(0, 1).cpu().numpy() * 255.0).clip(0, 254).astype(np.uint8)
         if k == 1:
-            guess = self._first_guess.predict(ctx, n_lead)[:, 0]
+            guess = self._first_guess.forecast(ctx, n_lead)[:, 0]
         elif hasattr(self._first_guess, "lagrangian_history"):
             guess = self._first_guess.lagrangian_history(ctx, n_lead, k).reshape(ctx.shape[0], k * n_lead,
                                                                                *ctx.shape[2:])
         else:
             raise ValueError(f"first_guess_history={k} needs a first guess with a Lagrangian history, "
                              f"not {self.cfg.first_guess!r}")
-        return torch.from_numpy(guess.astype(np.float32) / 255.0).to(context.device)
+        return torch.from_numpy(to_unit(guess, keep_missing=True)).to(context.device)
 
     @torch.no_grad()
     def encode_context(self, context: torch.Tensor, guess: torch.Tensor | None = None) -> torch.Tensor:
@@ -266,7 +267,7 @@ class LatentDiffusion(nn.Module):
     @torch.no_grad()
     def sample_latents(self, z_c: torch.Tensor, seeds, solver: str | object = "ddim", steps: int = 50,
                        spacing: str = "leading", progress: bool = False, alignment: dict | None = None,
-                       **rollout_kwargs) -> torch.Tensor:
+                       return_nfe: bool = False, **rollout_kwargs):
         """Target latents for each context × seed.
 
         Parameters
@@ -286,10 +287,13 @@ class LatentDiffusion(nn.Module):
             Knowledge-alignment guidance: ``{"net": AlignmentNet, "a_star": (B,) anticipated mean
             intensity in [0, 1] per context, "scale": λ}`` (see :mod:`.alignment`). Off by default.
 
+        return_nfe : bool
+            Also return the number of denoiser evaluations (counted by the sampler).
+
         Returns
         -------
         torch.Tensor
-            ``(B, M, Tt, L, h, w)``.
+            ``(B, M, Tt, L, h, w)`` (and the NFE when ``return_nfe``).
         """
         b, m = z_c.shape[0], len(seeds)
         dev, dtype = z_c.device, z_c.dtype    # the ODE state follows the latents (float32 unless float64)
@@ -312,16 +316,21 @@ class LatentDiffusion(nn.Module):
 
             if self.cfg.residual:                     # z_T = noise + √ᾱ_T·g in VP space
                 x_T = x_T + (1 + sigmas[0].to(torch.float64) ** 2).rsqrt().to(x_T.dtype) * cond[:, -x_T.shape[1]:]
-            z = sample_ddpm(den, x_T, steps=steps, spacing=spacing, cond=cond, noise_fn=noise_fn,
-                            progress=progress)
+            z, nfe = sample_ddpm(den, x_T, steps=steps, spacing=spacing, cond=cond, noise_fn=noise_fn,
+                                 progress=progress, return_nfe=True)
         else:
             solv = get_solver(solver) if isinstance(solver, str) else solver
-            z = rollout(den, self.prior_state(x_T, sigmas, cond), sigmas, solv, cond=cond, **rollout_kwargs).x
-        return z.reshape(b, m, *z.shape[1:])
+            res = rollout(den, self.prior_state(x_T, sigmas, cond), sigmas, solv, cond=cond, **rollout_kwargs)
+            z, nfe = res.x, res.nfe
+        z = z.reshape(b, m, *z.shape[1:])
+        return (z, nfe) if return_nfe else z
 
     @torch.no_grad()
-    def forecast(self, context: torch.Tensor, seeds=(0,), solver="ddim", steps: int = 50, **kwargs) -> torch.Tensor:
-        """Ensemble forecast ``(B, M, Tt, H, W)`` in [0, 1] (clamped) from context frames in [0, 1].
+    def forecast(self, context: torch.Tensor, seeds=(0,), solver="ddim", steps: int = 50, return_nfe: bool = False,
+                 **kwargs):
+        """Ensemble forecast ``(B, M, Tt, H, W)`` in [0, 1] (clamped) from context frames in [0, 1]
+        (and the number of denoiser evaluations when ``return_nfe``); ``kwargs`` go to
+        :meth:`sample_latents`.
 
         With ``first_guess_pixels`` each member is the first-guess nowcast P plus its decoded
         correction, ``P + D(ẑ_0) − D(g)``: a member with no correction is P itself, not P's VAE
@@ -329,11 +338,11 @@ class LatentDiffusion(nn.Module):
         """
         guess = self.first_guess_frames(context) if self.cfg.first_guess else None
         z_c = self.encode_context(context, guess)
-        z = self.sample_latents(z_c, seeds, solver, steps, **kwargs)
+        z, nfe = self.sample_latents(z_c, seeds, solver, steps, return_nfe=True, **kwargs)
         b, m = z.shape[:2]
         x = self.decode(z.reshape(b * m, *z.shape[2:]).float())
         x = x.reshape(b, m, *x.shape[1:])
         if self.cfg.first_guess_pixels:
             t = z.shape[2]
             x = x + (guess[:, -t:] - self.decode(z_c[:, -t:].float()))[:, None]
-        return x.clamp(0, 1)
+        return (x.clamp(0, 1), nfe) if return_nfe else x.clamp(0, 1)

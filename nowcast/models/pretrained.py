@@ -61,6 +61,20 @@ class LoadedModel:
     meta: dict = field(default_factory=dict)
     path: Path | None = None
 
+    @property
+    def frame_shape(self) -> tuple:
+        """``(H, W)`` of the frames the model forecasts (its latent size times the VAE's downsampling)."""
+        c, f = self.ldm.unet.cfg, self.ldm.vae.cfg.downsample_factor
+        return (c.height * f, c.width * f)
+
+    @property
+    def is_shipped_default(self) -> bool:
+        """Whether this is the ``default`` model shipped with the package (its SpanLift ships too)."""
+        try:
+            return self.path is not None and self.path.resolve() == resolve_model("default").resolve()
+        except FileNotFoundError:
+            return False
+
 
 def _shipped(filename: str) -> Path:
     from importlib.resources import files
@@ -112,14 +126,13 @@ def load_trained_solver(name_or_path: str | os.PathLike, device: str | torch.dev
     FileNotFoundError, ValueError
         For a missing file or one that is not a nowcast solver file.
     """
-    from ..solvers.registry import load_solver
+    from ..solvers.registry import load_learned_solver
 
     path = resolve_solver(name_or_path)
-    solver, meta = load_solver(path, map_location=device)
-    if "steps" not in meta:
-        raise ValueError(f"{path} is a solver file without the nowcast metadata (steps, model) of "
-                         "`python -m nowcast.train --stage spanlift`")
-    return solver.to(device).eval(), meta
+    solver, meta = load_learned_solver(path, map_location=device)
+    if meta.get("task") == "image":
+        raise ValueError(f"{path}: a solver trained for an image model, not for a nowcaster")
+    return solver, meta
 
 
 def resolve_model(name_or_path: str | os.PathLike) -> Path:

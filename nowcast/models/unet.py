@@ -29,14 +29,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import DictConfig
+from ..foundation.config import DictRoundTrip
 
 __all__ = ["UNetConfig", "SpaceTimeUNet", "timestep_embedding", "AxialAttentionBlock", "TimeEmbedResBlock",
            "PatchMerging", "Upsample"]
 
 
 @dataclass(frozen=True)
-class UNetConfig(DictConfig):
+class UNetConfig(DictRoundTrip):
     """Architecture (defaults: PreDiff's SEVIR-LR Earthformer-UNet)."""
 
     latent_channels: int = 64

@@ -22,14 +22,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import DictConfig
+from ..foundation.config import DictRoundTrip
 
 __all__ = ["VAEConfig", "DiagonalGaussian", "FrameVAE", "PatchDiscriminator", "vae_loss",
            "discriminator_loss"]
 
 
 @dataclass(frozen=True)
-class VAEConfig(DictConfig):
+class VAEConfig(DictRoundTrip):
     """Architecture and loss settings (defaults: PreDiff's SEVIR-LR VAE)."""
 
     in_channels: int = 1

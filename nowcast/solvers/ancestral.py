@@ -24,7 +24,7 @@ def sample_ddpm(denoiser: VPDenoiser, x_T: torch.Tensor, *, steps: Optional[int]
                 spacing: str = "leading", cond: Any = None,
                 generator: Optional[torch.Generator] = None,
                 noise_fn: Optional[Callable[[torch.Size], torch.Tensor]] = None,
-                progress: bool = False) -> torch.Tensor:
+                progress: bool = False, return_nfe: bool = False):
     """Ancestral sampling in VP space (``z_T ~ N(0, I)`` in, ``z_0`` out).
 
     Parameters
@@ -46,11 +46,13 @@ def sample_ddpm(denoiser: VPDenoiser, x_T: torch.Tensor, *, steps: Optional[int]
         ``noise_fn(shape) -> tensor`` overriding ``generator`` (e.g. per-member generators).
     progress : bool
         Show a tqdm bar.
+    return_nfe : bool
+        Also return the number of denoiser evaluations.
 
     Returns
     -------
     torch.Tensor
-        ``z_0`` in ``x_T``'s dtype.
+        ``z_0`` in ``x_T``'s dtype (and the NFE when ``return_nfe``).
     """
     ac = denoiser.alphas_cumprod.to(torch.float64)
     T = len(ac)
@@ -76,4 +78,4 @@ def sample_ddpm(denoiser: VPDenoiser, x_T: torch.Tensor, *, steps: Optional[int]
             z = mean + var.sqrt() * n.to(torch.float64)
         else:
             z = mean
-    return z.to(x_T.dtype)
+    return (z.to(x_T.dtype), len(ts)) if return_nfe else z.to(x_T.dtype)

@@ -17,12 +17,7 @@ out like the paper's Table 2) with the command, commit, machine and date.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
-import os
-import platform
-import shlex
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -30,6 +25,9 @@ from pathlib import Path
 
 import torch
 
+from ..foundation.cli import HelpFormatter
+from ..foundation.files import atomic_write_text
+from ..foundation.provenance import provenance_lines, run_provenance
 from .matching import Batch, MatchingConfig, TeacherPool, train_endpoint_matching
 from .registry import get_solver
 from .rollout import rollout
@@ -38,7 +36,7 @@ from .span import span_analysis
 from .spanlift import SpanLift
 from .testbeds import GRFMixture, make_testbed
 
-__all__ = ["BenchSettings", "run_benchmark", "run_provenance", "main"]
+__all__ = ["BenchSettings", "run_benchmark", "main"]
 
 HANDCRAFTED = ("euler", "heun", "ipndm", "dpmpp-3m", "unipc")
 
@@ -189,24 +187,6 @@ def _settings_dict(s: BenchSettings) -> dict:
     return d
 
 
-def run_provenance(argv: list, prog: str = "python -m nowcast.solvers.bench") -> dict:
-    """Command (``prog`` + ``argv``), commit (``-dirty`` with uncommitted changes), machine and date."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, timeout=10).stdout.strip() or "unknown"
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                    cwd=root, capture_output=True, text=True, timeout=10).stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        commit, dirty = "unknown", False
-    return {"command": " ".join([prog] + [shlex.quote(a) for a in argv]),
-            "commit": commit + ("-dirty" if dirty else ""),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} "
-                       f"({torch.get_num_threads()} threads), Python {platform.python_version()}, "
-                       f"{platform.system()} {platform.release()}",
-            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
-
-
 def _best_handcrafted(records: list, name: str, nfe: int):
     rows = [r for r in records if r["solver"] == name and r["nominal_nfe"] == nfe and r["base"] is None]
     return min(rows, key=lambda r: r["rmse"]) if rows else None
@@ -229,8 +209,7 @@ def render_markdown(result: dict, prov: dict) -> str:
     head = "| group | solver | " + " | ".join(f"NFE {n}" for n in nfes) + " |"
     sep = "|---|---|" + "---|" * len(nfes)
     lines = ["# Solver benchmark: endpoint RMSE to the teacher", "",
-             f"- command: `{prov['command']}`", f"- commit: `{prov['commit']}`",
-             f"- machine: {prov['machine']}", f"- date: {prov['date']}",
+             *provenance_lines(prov),
              f"- test bed: {result['settings']['testbed']} "
              f"({result['settings']['size']}×{result['settings']['size']}), "
              f"{result['settings']['test_size']} held-out noise samples; teacher RK4 in ln σ with "
@@ -288,7 +267,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m nowcast.solvers.bench",
         description="Benchmark hand-crafted and learned few-step solvers (endpoint RMSE to an "
                     "accurate teacher) on an exact nonlinear test bed; train DyWeight and SpanLift.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("--quick", action="store_true", help="NFE 3 only, short training (< 1 minute)")
     p.add_argument("--nfe", type=int, nargs="+", default=None, help="NFE values (default 3 4 5 6; quick: 3)")
     p.add_argument("--out", type=Path, default=None,
@@ -313,12 +292,11 @@ def main(argv: list | None = None) -> int:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     result = run_benchmark(settings, log=lambda m: print(m, flush=True))
-    prov = run_provenance(argv)
+    prov = run_provenance(argv, prog="python -m nowcast.solvers.bench", system=True)
     prov["wall_seconds"] = round(time.perf_counter() - t0, 1)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "solvers.json").write_text(json.dumps({**prov, **result}, indent=1) + "\n")
+    atomic_write_text(out / "solvers.json", json.dumps({**prov, **result}, indent=1) + "\n")
     md = render_markdown(result, prov)
-    (out / "solvers.md").write_text(md)
+    atomic_write_text(out / "solvers.md", md)
     print(md)
     print(f"wrote {out / 'solvers.json'} and {out / 'solvers.md'} ({prov['wall_seconds']} s)")
     return 0

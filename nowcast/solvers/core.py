@@ -15,21 +15,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-__all__ = ["Entry", "Step", "StepContext", "Solver", "CountingDenoiser", "lookup"]
-
-
-def lookup(table: dict, kind: str, name: str):
-    """Case-insensitive registry lookup with one clear error listing the choices.
-
-    Raises
-    ------
-    ValueError
-        ``unknown <kind> '<name>'; available: [...]``.
-    """
-    key = name.lower()
-    if key not in table:
-        raise ValueError(f"unknown {kind} {name!r}; available: {sorted(table)}")
-    return table[key]
+__all__ = ["Entry", "Step", "StepContext", "Solver", "CountingDenoiser"]
 
 
 @dataclass

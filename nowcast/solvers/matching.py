@@ -21,8 +21,9 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from .core import Solver, lookup
-from .registry import atomic_save
+from ..foundation.files import atomic_save
+from ..foundation.registry import lookup
+from .core import Solver
 from .rollout import rollout
 
 __all__ = ["MatchingConfig", "MatchingResult", "Batch", "TeacherPool", "FreshTeacher", "LOSSES", "get_loss",

@@ -10,20 +10,22 @@ Files written by :func:`save_solver` hold only tensors, numbers and strings: the
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from .core import Solver, lookup
+from ..foundation.files import atomic_save
+from ..foundation.registry import lookup
+from .core import Solver
 from .dyweight import DyWeight
 from .multistep import IPNDM, DPMSolverPP, UniPC
 from .singlestep import DPM2, Euler, Heun
 from .spanlift import SpanLift
 
 __all__ = ["SOLVERS", "BASE_SOLVERS", "LEARNED_SOLVERS", "get_solver", "solver_from_config",
-           "solver_to_config", "save_solver", "load_solver", "atomic_save", "parse_solver_spec"]
+           "solver_to_config", "save_solver", "load_solver", "load_learned_solver", "solver_meta",
+           "parse_solver_spec"]
 
 SOLVER_FORMAT = "nowcast.solver/1"
 
@@ -102,27 +104,6 @@ def solver_from_config(config: dict) -> Solver:
     return get_solver(cfg.pop("name"), **cfg)
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same directory, then rename over ``path``.
-
-    A reader never sees a half-written file, and a crash leaves the previous file intact.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def save_solver(path: str | os.PathLike, solver: Solver, meta: dict | None = None) -> Path:
     """Write a solver's config and tensors (atomically) to ``path``.
 
@@ -159,3 +140,65 @@ def load_solver(path: str | os.PathLike, map_location: str | torch.device = "cpu
     solver = solver_from_config(obj["config"])
     solver.load_state_dict(obj["state_dict"])
     return solver, obj.get("meta", {})
+
+
+#: What every learned solver's ``meta`` says (written by the nowcast ``spanlift`` stage and by the
+#: image solver trainer): the task it was trained for (a nowcast task name, or ``image``), the steps
+#: it runs, its NFE, whether the first step is analytic, and the σ grid's family. Older files lack
+#: some of these; :func:`solver_meta` fills them with what those files meant.
+SOLVER_META_DEFAULTS = {"spacing": "leading", "afs": False}
+
+
+def solver_meta(meta: dict, path: str | os.PathLike = "") -> dict:
+    """A learned solver's metadata in the one schema (see :data:`SOLVER_META_DEFAULTS`).
+
+    Raises
+    ------
+    ValueError
+        When the metadata does not say the steps the solver was trained for.
+    """
+    if "steps" not in meta:
+        raise ValueError(f"{path} is a solver file without the metadata of a trained solver (steps, task); "
+                         "train one with `python -m nowcast.train --stage spanlift` or "
+                         "`python -m nowcast.imagegen train-solver`")
+    out = {**SOLVER_META_DEFAULTS, **meta}
+    out["steps"], out["afs"] = int(out["steps"]), bool(out["afs"])
+    return out
+
+
+def load_learned_solver(path: str | os.PathLike, task: str | None = None,
+                        map_location: str | torch.device = "cpu") -> tuple:
+    """A trained solver from its file or run directory (``RUN_DIR/solver.pt``), in eval mode.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``solver.pt`` file or the run directory holding it.
+    task : str, optional
+        The task it must have been trained for (``image``; a nowcast task name).
+    map_location : str or torch.device
+        Where its tensors go.
+
+    Returns
+    -------
+    tuple
+        ``(solver, meta)`` with ``meta`` in the schema of :func:`solver_meta`.
+
+    Raises
+    ------
+    FileNotFoundError
+        For a missing file.
+    ValueError
+        For a file that is not a trained solver (of that task).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "solver.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"no learned solver at {path}")
+    solver, meta = load_solver(path, map_location)
+    meta = solver_meta(meta, path)
+    if task is not None and (meta.get("task") == "image") != (task == "image"):
+        raise ValueError(f"{path}: a solver trained for {meta.get('task')!r}, not for {task!r}")
+    return solver.to(map_location).eval(), meta
+

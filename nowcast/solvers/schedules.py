@@ -28,7 +28,7 @@ from typing import Callable
 
 import torch
 
-from .core import lookup
+from ..foundation.registry import lookup
 
 __all__ = [
     "edm_sigmas",

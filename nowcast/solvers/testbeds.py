@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .core import lookup
+from ..foundation.registry import lookup
 from .denoisers import Denoiser, expand_sigma
 
 __all__ = ["PointMass", "GaussianRandomField", "GRFMixture", "power_law_spectrum",

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from ..config import DictConfig
+from ..foundation.config import DictRoundTrip
 
 __all__ = ["STAGES", "STAGE_DEFAULTS", "TrainConfig", "load_config", "parse_override"]
 
@@ -32,7 +32,7 @@ STAGE_DEFAULTS = {"spanlift": {"batch_size": 4, "lr": 1e-3, "max_steps": 300, "w
 
 
 @dataclass(frozen=True)
-class TrainConfig(DictConfig):
+class TrainConfig(DictRoundTrip):
     """Everything a training run needs (defaults: a short CPU run of the paper-shaped model).
 
     Attributes

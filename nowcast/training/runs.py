@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import re
-import subprocess
 import time
 from pathlib import Path
 
 from ..checkpoints import latest_checkpoint
+from ..foundation.files import atomic_write_text
 
-__all__ = ["RunDir", "find_resumable", "new_run_dir", "machine", "git_commit"]
+__all__ = ["RunDir", "find_resumable", "new_run_dir"]
 
 _RUN = re.compile(r"^(\d{5})-(.+)$")
 #: Config keys that may change between a run and its resumption (they do not change the result).
@@ -54,28 +53,6 @@ def new_run_dir(runs_dir: str | os.PathLike, name: str) -> Path:
             continue
 
 
-def git_commit(path: str | os.PathLike = ".") -> str | None:
-    """The commit of the git checkout holding ``path`` (``None`` outside git)."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(path).resolve(), capture_output=True,
-                             text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def machine() -> dict:
-    """Hardware and software of this process, for provenance."""
-    import torch
-
-    info = {"platform": platform.platform(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-            "torch": torch.__version__}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
-
-
 class RunDir:
     """Files of one run (written by rank 0 only)."""
 
@@ -103,6 +80,5 @@ class RunDir:
 
     def write_metrics(self, metrics: dict) -> None:
         """Replace ``metrics.json`` atomically."""
-        tmp = self.path / ".metrics.json.tmp"
-        tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True, default=float) + "\n")
-        os.replace(tmp, self.path / "metrics.json")
+        atomic_write_text(self.path / "metrics.json",
+                          json.dumps(metrics, indent=2, sort_keys=True, default=float) + "\n")

@@ -26,8 +26,8 @@ from typing import Callable
 
 import torch
 
-from ..checkpoints import file_digest
-from ..config import DictConfig
+from ..foundation.provenance import file_digest
+from ..foundation.config import DictRoundTrip
 from ..data.windows import WindowDataset, window_frames
 from ..models.ldm import member_noise
 from ..models.pretrained import load_model, load_trained_solver, resolve_model
@@ -43,7 +43,7 @@ TARGETS = ("teacher", "target")
 
 
 @dataclass(frozen=True)
-class SolverSection(DictConfig):
+class SolverSection(DictRoundTrip):
     """The ``spanlift:`` section of a training config.
 
     Attributes
@@ -183,7 +183,7 @@ class SolverJob:
         """``n`` teacher pairs of a split: from the cache, computing (and caching) missing endpoints."""
         from tqdm.auto import tqdm
 
-        from ..data.cache import cache_dir
+        from ..foundation.cache import cache_dir
 
         data = WindowDataset(self.store, self.task.name, split)
         shape = self.ldm.latent_shape()
@@ -253,7 +253,7 @@ class SolverJob:
 
 def build_solver_job(cfg, store: str, device: torch.device, lpips_module=None) -> SolverJob:
     """Load the nowcaster, build the student and the loss; raise ValueError for bad input."""
-    from ..data.windows import get_task
+    from ..foundation.tasks import get_task
     from ..solvers.spanlift import SpanLift
 
     section = SolverSection.from_dict(cfg.spanlift)

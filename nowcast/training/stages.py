@@ -11,8 +11,9 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from ..data.codec import MISSING, from_unit
-from ..data.windows import WindowDataset, get_task, window_frames
+from ..data.codec import from_unit, to_unit
+from ..data.windows import WindowDataset, window_frames
+from ..foundation.tasks import get_task
 from ..models.alignment import AlignmentConfig, AlignmentNet, alignment_loss
 from ..models.ema import EMA
 from ..models.ldm import DiffusionConfig, LatentDiffusion
@@ -90,7 +91,7 @@ def _bytes(x: torch.Tensor) -> np.ndarray:
 
 
 def _scores(acc) -> dict:
-    from ..verification.evaluation import summarize
+    from ..verification.summarise import summarize
 
     res = acc.result()
     sm = summarize(res)
@@ -169,7 +170,7 @@ def _vae_stage(cfg: TrainConfig, store: str, device: torch.device) -> Stage:
 
     @torch.no_grad()
     def validate(step):
-        from ..verification.evaluation import EvaluationAccumulator
+        from ..verification.accumulate import EvaluationAccumulator
 
         vae.eval()
         acc = EvaluationAccumulator(n_lead=n_frames, fss=False, lpips=None)   # frames as 'leads'
@@ -196,7 +197,7 @@ def _latent_cache(vae: FrameVAE, data: WindowDataset, device, progress: bool) ->
     means, stds = [], []
     for e in tqdm(data.events, desc="encoding train frames (latent cache)", unit="event", disable=not progress):
         raw = np.asarray(vil[int(e)])
-        x = torch.from_numpy(np.where(raw == MISSING, 0, raw).astype(np.float32) / 255.0)[:, None].to(device)
+        x = torch.from_numpy(to_unit(raw))[:, None].to(device)
         with torch.no_grad():
             post = vae.encode(x)
         means.append(post.mean.cpu())
@@ -217,7 +218,7 @@ def _first_guess_cache(ldm: LatentDiffusion, data: WindowDataset, starts: np.nda
     for e in tqdm(data.events, desc=f"first guess ({ldm.cfg.first_guess}) of every train window", unit="event",
                   disable=not progress):
         raw = np.asarray(vil[int(e)])
-        x = torch.from_numpy(np.where(raw == MISSING, 0, raw).astype(np.float32) / 255.0)
+        x = torch.from_numpy(to_unit(raw))
         ctx = torch.stack([x[int(s):int(s) + task.in_len] for s in starts]).to(device)
         out.append(ldm.encode_frames(ldm.first_guess_frames(ctx)).cpu())
     return torch.stack(out)
@@ -286,7 +287,7 @@ def _ldm_stage(cfg: TrainConfig, store: str, device: torch.device, progress: boo
 
     @torch.no_grad()
     def validate(step):
-        from ..verification.evaluation import EvaluationAccumulator
+        from ..verification.accumulate import EvaluationAccumulator
 
         acc = EvaluationAccumulator(n_lead=task.out_len, fss=False, lpips=None,
                                     lead_times=[task.frame_minutes * (i + 1) for i in range(task.out_len)])

@@ -1,4 +1,4 @@
-"""Verification of nowcasts: categorical, spatial, ensemble and perceptual scores, and baselines.
+"""Verification of nowcasts: scores only (forecasting methods live in :mod:`nowcast.baselines`).
 
 Modules
 -------
@@ -8,11 +8,13 @@ categorical
 spatial
     Fractions skill score, accumulated as exact sums over batches.
 ensemble
-    CRPS (ensemble and fair estimators), rank histogram, Brier score, spread–skill.
+    CRPS (ensemble and fair estimators), rank histogram, Brier score, spread–skill, reliability.
 perceptual
     LPIPS (AlexNet) and Inception-v3 features, weights resolved offline through ``nowcast.hub``.
-baselines
-    Eulerian persistence and pysteps Lagrangian extrapolation behind the model's interface.
-evaluation
-    The one-pass accumulator: (ensemble, target) batches in, an xarray Dataset and markdown out.
+accumulate
+    The one-pass accumulator: (ensemble, target) batches in, an xarray Dataset out.
+summarise
+    Scores from counts and sums, per lead time and pooled over lead times.
+report
+    Markdown tables and JSON summaries of the results.
 """

@@ -7,7 +7,8 @@ import torch
 
 from nowcast.data.sevir import filter_catalog, read_catalog
 from nowcast.data.store import BuildConfig, build_store
-from nowcast.data.windows import TASKS, WindowDataset, get_task
+from nowcast.data.windows import WindowDataset
+from nowcast.foundation.tasks import TASKS, get_task
 
 SIZE = 24
 

@@ -229,9 +229,9 @@ def test_bad_labels_and_bad_files(edm_file, tmp_path):
 
 def test_url_is_fetched_once_into_the_cache(edm_file, tmp_path, monkeypatch):
     path, _ = edm_file
-    monkeypatch.setenv("NOWCAST_EDM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("NOWCAST_CACHE", str(tmp_path / "cache"))
     first = resolve_edm(path.as_uri())
-    assert first.parent == tmp_path / "cache" and first.read_bytes() == path.read_bytes()
+    assert first.parent == tmp_path / "cache" / "edm" and first.read_bytes() == path.read_bytes()
     assert resolve_edm(path.as_uri()) == first
     with pytest.raises(FileNotFoundError, match="could not fetch"):
         resolve_edm((tmp_path / "absent.pkl").as_uri())

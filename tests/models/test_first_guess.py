@@ -184,14 +184,14 @@ def test_the_lagrangian_history_lands_every_context_frame_on_the_lead_times():
     """Analytic oracle: for an echo in uniform motion, context frame −h+j moved on lands where the echo
     will be at each lead time (centroid = last centroid + lead·(u, v)) and keeps its own intensity,
     so the rows side by side carry the echo's growth; the last row is the plain extrapolation."""
-    from nowcast.verification.baselines import get_baseline
+    from nowcast.baselines import get_baseline
 
     u, v, amps, n_lead = 1.5, -1.0, [80, 120, 160, 200], 3
     ctx = _growing_blob(4, u=u, v=v, amps=amps)
     base = get_baseline("pysteps")
     hist = base.lagrangian_history(ctx, n_lead, 3)
     assert hist.shape == (1, 3, n_lead, 64, 64) and hist.dtype == np.uint8
-    np.testing.assert_array_equal(hist[:, -1:], base.predict(ctx, n_lead))
+    np.testing.assert_array_equal(hist[:, -1:], base.forecast(ctx, n_lead))
     last = _centroid(ctx[0, -1].astype(float))
     for j in range(3):
         for k in range(n_lead):
@@ -216,9 +216,9 @@ def test_the_condition_carries_the_history_with_the_first_guess_last(history_ldm
     cond = history_ldm.encode_context(ctx)
     assert cond.shape == (1, c + 2 * t, history_ldm.unet.cfg.latent_channels, 4, 4)
     ctx_bytes = np.rint(ctx.numpy() * 255).astype(np.uint8)
-    from nowcast.verification.baselines import get_baseline
+    from nowcast.baselines import get_baseline
 
-    nowcast = torch.from_numpy(get_baseline("pysteps").predict(ctx_bytes, t)[:, 0].astype(np.float32) / 255)
+    nowcast = torch.from_numpy(get_baseline("pysteps").forecast(ctx_bytes, t)[:, 0].astype(np.float32) / 255)
     torch.testing.assert_close(cond[:, -t:], history_ldm.encode_frames(nowcast))   # the residual's g
     assert history_ldm.forecast(ctx, seeds=(0, 1), steps=3).shape == (1, 2, t, 32, 32)
 
@@ -257,14 +257,14 @@ def test_a_pixel_first_guess_model_with_no_correction_forecasts_the_extrapolatio
                                                                                        tiny_unet_cfg):
     """Oracle: pysteps' own nowcast. With no correction, the latent residual model forecasts the VAE
     reconstruction of the first guess; with ``first_guess_pixels`` every member is the extrapolation."""
-    from nowcast.verification.baselines import get_baseline
+    from nowcast.baselines import get_baseline
 
     torch.manual_seed(0)
     vae, unet = FrameVAE(tiny_vae_cfg), SpaceTimeUNet(replace(tiny_unet_cfg, guide=True))
     ctx = _moving_blobs(3, size=32, u=1.0, v=0.5)
     ctx_bytes = np.rint(ctx.numpy() * 255).astype(np.uint8)
     t = tiny_unet_cfg.target_frames
-    nowcast = torch.from_numpy(get_baseline("pysteps").predict(ctx_bytes, t).astype(np.float32) / 255)
+    nowcast = torch.from_numpy(get_baseline("pysteps").forecast(ctx_bytes, t).astype(np.float32) / 255)
     out = {}
     for pixels in (False, True):
         ldm = LatentDiffusion(vae, unet, DiffusionConfig(first_guess="pysteps", residual=True,

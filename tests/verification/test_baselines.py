@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from nowcast.data.codec import MISSING, decode_vil
-from nowcast.verification.baselines import Nowcaster, Persistence, PystepsExtrapolation, get_baseline
+from nowcast.baselines import Extrapolation, Persistence, get_baseline
+from nowcast.nowcasters import Nowcaster
 
 
 def _moving_blob(n_frames, speed=(0.0, 2.0), size=64, peak=200):
@@ -25,17 +26,19 @@ def _centroid(frame_bytes):
 
 def test_persistence_repeats_the_last_frame():
     ctx = np.random.default_rng(0).integers(0, 255, size=(2, 5, 8, 8)).astype(np.uint8)
-    fc = Persistence().predict(ctx, 3, n_members=4)
+    fc, nfe = Persistence().predict(ctx, 3, members=4)
+    assert nfe == 0
     assert fc.shape == (2, 1, 3, 8, 8) and fc.dtype == np.uint8
     for k in range(3):
         np.testing.assert_array_equal(fc[:, 0, k], ctx[:, -1])
 
 
 def test_baselines_follow_the_nowcaster_interface():
-    for name in ("persistence", "pysteps"):
+    for name in ("persistence", "extrapolation", "pysteps"):
         model = get_baseline(name)
-        assert isinstance(model, Nowcaster) and model.nfe == 0
-    with pytest.raises(KeyError, match="persistence"):
+        assert isinstance(model, Nowcaster) and model.task.name == "sevirlr" and model.grid.shape == (128, 128)
+        assert model.grid.domain_m == (384_000.0, 384_000.0)
+    with pytest.raises(ValueError, match="persistence"):
         get_baseline("climatology")
 
 
@@ -43,21 +46,21 @@ def test_pysteps_extrapolation_moves_a_blob_at_its_speed():
     pytest.importorskip("pysteps")
     seq = _moving_blob(13)
     ctx, future = seq[:7], seq[7:]
-    fc = PystepsExtrapolation().predict(ctx[None], 6)
+    fc = Extrapolation().forecast(ctx[None], 6)
     assert fc.shape == (1, 1, 6, 64, 64) and fc.dtype == np.uint8
     for k in range(6):
         cy, cx = _centroid(fc[0, 0, k])
         ey, ex = _centroid(future[k])
         assert abs(cy - ey) < 0.5 and abs(cx - ex) < 0.75, (k, cy, cx, ey, ex)
     # persistence, by contrast, leaves it where it was
-    assert abs(_centroid(Persistence().predict(ctx[None], 6)[0, 0, -1])[1] - _centroid(future[-1])[1]) > 10
+    assert abs(_centroid(Persistence().forecast(ctx[None], 6)[0, 0, -1])[1] - _centroid(future[-1])[1]) > 10
 
 
 def test_pysteps_extrapolation_keeps_missing_data_missing_and_fills_inflow_with_zero():
     pytest.importorskip("pysteps")
     seq = _moving_blob(7)
     seq[:, 40:44, 50:54] = MISSING
-    fc = PystepsExtrapolation().predict(seq[None], 3)
+    fc = Extrapolation().forecast(seq[None], 3)
     assert (fc == MISSING).any()                    # the hole is carried along, not invented away
     assert (fc[0, 0, -1][:, :4] == 0).all()         # inflow at the upwind edge is "no echo"
 
@@ -68,4 +71,4 @@ def test_bad_context_is_refused():
     with pytest.raises(ValueError, match="batch, time"):
         Persistence().predict(np.zeros((3, 4, 4), np.uint8), 2)
     with pytest.raises(ValueError, match="3 context frames"):
-        PystepsExtrapolation(n_motion_frames=3).predict(np.zeros((1, 2, 8, 8), np.uint8), 2)
+        Extrapolation(n_motion_frames=3).predict(np.zeros((1, 2, 8, 8), np.uint8), 2)

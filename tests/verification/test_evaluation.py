@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from nowcast.verification.evaluation import EvaluationAccumulator, lead_time_table, markdown_table, summarize
+from nowcast.verification.accumulate import EvaluationAccumulator
+from nowcast.verification.report import lead_time_table, markdown_table
+from nowcast.verification.summarise import summarize
 
 THR = (16, 74, 133, 160, 181, 219)
 

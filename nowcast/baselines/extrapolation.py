@@ -1,19 +1,9 @@
-"""Non-learned reference nowcasts behind the same interface as the model.
+"""Lagrangian extrapolation with pysteps (optional dependency).
 
-Every nowcaster has ``name``, ``nfe`` (denoiser evaluations per forecast; 0 here) and
-``predict(context, n_lead, n_members=1, seed=0)``: ``context`` is ``(B, T, H, W)`` VIL bytes
-(255 = missing) ordered oldest → newest; the result is ``(B, M, n_lead, H, W)`` VIL bytes. The
-baselines here are deterministic and return a single member (``M = 1``) whatever ``n_members`` is,
-so an ensemble score of them is labelled as the deterministic score it is (CRPS → MAE).
-
-``persistence``
-    Eulerian persistence: the last observed frame, repeated.
-``pysteps``
-    Lagrangian extrapolation with pysteps (optional dependency): Lucas–Kanade motion from the last
-    ``n_motion_frames`` frames, semi-Lagrangian advection of the last frame. Bytes are decoded to
-    VIL (kg m⁻²) for advection and encoded back; the motion field is estimated on
-    ``10·log10(VIL)`` with a floor (pysteps' motion methods expect log-scaled fields). Missing pixels
-    are NaN for pysteps; values advected in from outside the domain are 0 (no echo).
+Lucas–Kanade motion from the last ``n_motion_frames`` frames, semi-Lagrangian advection of the last
+frame. Bytes are decoded to VIL (kg m⁻²) for advection and encoded back; the motion field is
+estimated on ``10·log10(VIL)`` with a floor (pysteps' motion methods expect log-scaled fields).
+Missing pixels are NaN for pysteps; values advected in from outside the domain are 0 (no echo).
 """
 
 from __future__ import annotations
@@ -21,53 +11,23 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from ..data.codec import decode_vil, encode_vil
+from ..foundation.tasks import Grid
+from .base import Baseline, check_context
 
-__all__ = ["Nowcaster", "Persistence", "PystepsExtrapolation", "BASELINES", "get_baseline"]
-
-
-@runtime_checkable
-class Nowcaster(Protocol):
-    """What evaluation needs from a forecaster (model, learned sampler or baseline)."""
-
-    name: str
-    nfe: int
-
-    def predict(self, context: np.ndarray, n_lead: int, n_members: int = 1, seed: int = 0) -> np.ndarray:
-        """``(B, T, H, W)`` context bytes → ``(B, M, n_lead, H, W)`` forecast bytes."""
+__all__ = ["Extrapolation"]
 
 
-def _check_context(context) -> np.ndarray:
-    ctx = np.asarray(context)
-    if ctx.ndim != 4:
-        raise ValueError(f"context must be (batch, time, y, x) VIL bytes, got shape {ctx.shape}")
-    if ctx.dtype != np.uint8:
-        raise ValueError(f"context must be VIL bytes (uint8), got {ctx.dtype}")
-    return ctx
-
-
-class Persistence:
-    """Eulerian persistence: every lead time repeats the last context frame."""
-
-    name = "persistence"
-    nfe = 0
-
-    def predict(self, context, n_lead: int, n_members: int = 1, seed: int = 0) -> np.ndarray:
-        """Repeat the last frame ``n_lead`` times; one member."""
-        ctx = _check_context(context)
-        last = ctx[:, -1]
-        return np.repeat(last[:, None, None], n_lead, axis=2)
-
-
-class PystepsExtrapolation:
+class Extrapolation(Baseline):
     """Lagrangian extrapolation of the last frame along Lucas–Kanade motion (pysteps).
 
     Parameters
     ----------
+    task, grid
+        As :class:`~nowcast.baselines.base.Baseline`.
     n_motion_frames : int
         Context frames used to estimate the motion (at least 2).
     db_floor : float
@@ -76,10 +36,11 @@ class PystepsExtrapolation:
         Interpolation order of the semi-Lagrangian advection (1 = bilinear, keeps VIL ≥ 0).
     """
 
-    name = "pysteps"
-    nfe = 0
+    name = "extrapolation"
 
-    def __init__(self, n_motion_frames: int = 3, db_floor: float = 0.1, interp_order: int = 1):
+    def __init__(self, task: str = "sevirlr", grid: Grid | None = None, n_motion_frames: int = 3,
+                 db_floor: float = 0.1, interp_order: int = 1):
+        super().__init__(task, grid)
         if n_motion_frames < 2:
             raise ValueError("motion estimation needs at least 2 frames")
         self.n_motion_frames, self.db_floor, self.interp_order = n_motion_frames, db_floor, interp_order
@@ -105,8 +66,8 @@ class PystepsExtrapolation:
             warnings.filterwarnings("ignore", message=".*during outlier detection", category=UserWarning)
             return pysteps.motion.get_method("lucaskanade")(db, verbose=False)
 
-    def predict(self, context, n_lead: int, n_members: int = 1, seed: int = 0) -> np.ndarray:
-        """Extrapolate each context's last frame ``n_lead`` steps; one member."""
+    def forecast(self, context, n_lead: int) -> np.ndarray:
+        """Extrapolate each context's last frame ``n_lead`` steps: ``(B, 1, n_lead, H, W)`` bytes."""
         return self.lagrangian_history(context, n_lead, 1)
 
     def lagrangian_history(self, context, n_lead: int, history: int = 1) -> np.ndarray:
@@ -132,7 +93,7 @@ class PystepsExtrapolation:
             ``(B, history, n_lead, H, W)`` bytes.
         """
         pysteps = self._pysteps()
-        ctx = _check_context(context)
+        ctx = check_context(context)
         if ctx.shape[1] < self.n_motion_frames:
             raise ValueError(f"pysteps extrapolation needs {self.n_motion_frames} context frames, "
                              f"got {ctx.shape[1]}")
@@ -151,15 +112,3 @@ class PystepsExtrapolation:
                 fc = np.where(np.isfinite(fc), np.maximum(fc, 0.0), np.nan)
                 out[i, j] = encode_vil(fc)
         return out
-
-
-BASELINES = {"persistence": Persistence, "pysteps": PystepsExtrapolation}
-
-
-def get_baseline(name: str, **kwargs) -> Nowcaster:
-    """A baseline nowcaster by name (``persistence``, ``pysteps``)."""
-    try:
-        return BASELINES[name](**kwargs)
-    except KeyError:
-        raise KeyError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}") from None
-

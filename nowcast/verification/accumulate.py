@@ -1,4 +1,4 @@
-"""One-pass evaluation of ensemble nowcasts: feed (prediction, target) batches, get a Dataset.
+"""Accumulate: one pass over (ensemble prediction, target) batches, a Dataset of scores out.
 
 :class:`EvaluationAccumulator` accumulates, batch by batch and mergeable across processes:
 
@@ -27,8 +27,9 @@ from ..data.codec import MISSING, SEVIR_THRESHOLDS
 from . import categorical as contingency
 from .ensemble import crps_ensemble, crps_label, rank_counts
 from .spatial import FSSAccumulator
+from .summarise import add_scores, divide
 
-__all__ = ["EvaluationAccumulator", "summarize", "markdown_table", "lead_time_table"]
+__all__ = ["EvaluationAccumulator"]
 
 _SUMS = ("n_valid", "abs_err", "sq_err", "crps", "crps_fair", "variance", "lpips", "n_lpips")
 
@@ -224,7 +225,7 @@ class EvaluationAccumulator:
         cat = ("threshold", "scale", "lead_time")
         for name in ("hits", "misses", "false_alarms", "correct_negatives"):
             ds[name] = (cat, getattr(self.counts, name))
-        _add_scores(ds, self.counts, pooled=False)
+        add_scores(ds, self.counts, pooled=False)
         if self.fss is not None:
             ds["FSS"] = (cat, self.fss.compute())
         n = self.sums["n_valid"]
@@ -277,133 +278,17 @@ def _setup_lpips(lpips):
     return lpips, f"AlexNet v0.1 ({lpips.source})"
 
 
-def _div(num, den):
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
-
-
 def _lead_scores(sums: dict, brier: np.ndarray, n_members: int) -> dict:
     n = sums["n_valid"]
-    out = {"CRPS": _div(sums["crps"], n),
-           "CRPS_fair": _div(sums["crps_fair"], n) if n_members > 1 else np.full_like(n, np.nan),
-           "MAE": _div(sums["abs_err"], n), "MSE": _div(sums["sq_err"], n),
-           "RMSE": np.sqrt(_div(sums["sq_err"], n))}
+    out = {"CRPS": divide(sums["crps"], n),
+           "CRPS_fair": divide(sums["crps_fair"], n) if n_members > 1 else np.full_like(n, np.nan),
+           "MAE": divide(sums["abs_err"], n), "MSE": divide(sums["sq_err"], n),
+           "RMSE": np.sqrt(divide(sums["sq_err"], n))}
     if n_members > 1:
-        out["spread"] = np.sqrt(_div(sums["variance"], n))
-        out["spread_skill"] = np.sqrt((n_members + 1) / n_members) * _div(out["spread"], out["RMSE"])
+        out["spread"] = np.sqrt(divide(sums["variance"], n))
+        out["spread_skill"] = np.sqrt((n_members + 1) / n_members) * divide(out["spread"], out["RMSE"])
     else:
         out["spread"] = out["spread_skill"] = np.full_like(n, np.nan)
-    out["Brier"] = _div(brier, n[None])
-    out["LPIPS"] = _div(sums["lpips"], sums["n_lpips"])
+    out["Brier"] = divide(brier, n[None])
+    out["LPIPS"] = divide(sums["lpips"], sums["n_lpips"])
     return out
-
-
-def _add_scores(ds, counts, pooled: bool) -> None:
-    scores = contingency.compute(counts, pooled_over_leads=pooled)
-    dims = ("threshold", "scale") if pooled else ("threshold", "scale", "lead_time")
-    for name in contingency.SCORES:
-        value = scores[name][..., 0] if pooled else scores[name]
-        ds[name] = (dims, value)
-    ds["CSI_M"] = (dims[1:], scores["CSI-M"][..., 0] if pooled else scores["CSI-M"])
-
-
-def summarize(ds):
-    """Scores pooled over all lead times (counts and sums added, then scored once).
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        A result of :meth:`EvaluationAccumulator.result`.
-
-    Returns
-    -------
-    xarray.Dataset
-        The same scores without the ``lead_time`` dimension (rank histograms summed; FSS is left out
-        because its sums are not kept in the result).
-    """
-    import xarray as xr
-
-    counts = contingency.ContingencyCounts(
-        tuple(ds.threshold.values), tuple(int(s) for s in ds.scale.values), ds.sizes["lead_time"],
-        ds.attrs["comparison"], ds.attrs["pooling"], ds.hits.values, ds.misses.values,
-        ds.false_alarms.values, ds.correct_negatives.values)
-    out = xr.Dataset(coords={k: ds.coords[k] for k in ("threshold", "scale", "rank")})
-    _add_scores(out, counts, pooled=True)
-    n = ds.n_valid.values
-    total = n.sum()
-    for name in ("CRPS", "CRPS_fair", "MAE", "MSE"):
-        out[name] = float(np.nansum(ds[name].values * n) / total) if total else np.nan
-    out["RMSE"] = np.sqrt(out["MSE"])
-    if ds.attrs["n_members"] > 1:
-        out["spread"] = np.sqrt(ds.sum_variance.values.sum() / total)
-        m = ds.attrs["n_members"]
-        out["spread_skill"] = np.sqrt((m + 1) / m) * out["spread"] / out["RMSE"]
-    out["Brier"] = (("threshold",), (ds.Brier.values * n[None]).sum(1) / total)
-    if "LPIPS" in ds:
-        k = ds.n_lpips.values
-        out["LPIPS"] = float((ds.LPIPS.values * k).sum() / k.sum())
-    out["rank_histogram"] = (("rank",), ds.rank_histogram.values.sum(0))
-    out.attrs.update(ds.attrs)
-    return out
-
-
-def _fmt(v) -> str:
-    return "nan" if not np.isfinite(v) else f"{v:.4f}"
-
-
-def markdown_table(results, nfe: dict | None = None) -> str:
-    """A Table-4-style markdown table: one row per sampler, scores pooled over lead times.
-
-    Parameters
-    ----------
-    results : xarray.Dataset or dict of str to xarray.Dataset
-        Results of :meth:`EvaluationAccumulator.result`, keyed by sampler name.
-    nfe : dict of str to int, optional
-        Model evaluations per forecast, shown in an ``NFE`` column.
-
-    Returns
-    -------
-    str
-        Columns: CSI-M at each scale, HSS (mean over thresholds, scale 1), CRPS (labelled MAE for
-        one member), FSS at the largest scale (mean over thresholds) and LPIPS (``unavailable``
-        when its weights are absent).
-    """
-    if not isinstance(results, dict):
-        results = {"forecast": results}
-    first = next(iter(results.values()))
-    scales = [int(s) for s in first.scale.values]
-    head = ["method"] + (["NFE"] if nfe else []) + \
-        [("CSI-M" if s == 1 else f"CSI-M pool{s}") for s in scales] + ["HSS", "CRPS"]
-    if "FSS" in first:
-        head.append(f"FSS {scales[-1]}")
-    head.append("LPIPS")
-    rows = []
-    for name, ds in results.items():
-        sm = summarize(ds)
-        row = [name] + ([str(nfe.get(name, ""))] if nfe else [])
-        row += [_fmt(float(sm.CSI_M.sel(scale=s))) for s in scales]
-        row.append(_fmt(float(np.nanmean(sm.HSS.sel(scale=scales[0]).values))))
-        crps = _fmt(float(sm.CRPS))
-        row.append(crps if ds.attrs["n_members"] > 1 else f"{crps} (MAE)")
-        if "FSS" in first:
-            fss = ds.FSS.isel(scale=-1).values
-            row.append(_fmt(float(np.nanmean(fss))) if np.isfinite(fss).any() else "nan")
-        row.append(_fmt(float(sm.LPIPS)) if "LPIPS" in sm else "unavailable")
-        rows.append(row)
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def lead_time_table(ds) -> str:
-    """Markdown table of CSI-M at each scale, HSS and CRPS against lead time."""
-    scales = [int(s) for s in ds.scale.values]
-    unit = "min" if ds.lead_time.attrs.get("units") == "minutes" else "step"
-    head = [f"lead ({unit})"] + [("CSI-M" if s == 1 else f"CSI-M pool{s}") for s in scales] + ["HSS", "CRPS"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for i, lead in enumerate(ds.lead_time.values):
-        row = [f"{lead:g}"] + [_fmt(float(ds.CSI_M.sel(scale=s).isel(lead_time=i))) for s in scales]
-        row.append(_fmt(float(np.nanmean(ds.HSS.sel(scale=scales[0]).isel(lead_time=i).values))))
-        row.append(_fmt(float(ds.CRPS.isel(lead_time=i))))
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)

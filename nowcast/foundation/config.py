@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-__all__ = ["DictConfig"]
+__all__ = ["DictRoundTrip"]
 
 
-class DictConfig:
+class DictRoundTrip:
     """Mixin for frozen dataclass configs: ``to_dict`` (tuples as lists) and ``from_dict``."""
 
     def to_dict(self) -> dict:
