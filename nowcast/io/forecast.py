@@ -42,7 +42,7 @@ def forecast_dataset(members: np.ndarray, init_time, frame_minutes: int, x: np.n
     """
     import xarray as xr
 
-    from .. import __version__
+    from ..foundation.version import __version__
 
     m = np.asarray(members)
     if m.ndim != 4 or m.dtype != np.uint8:
