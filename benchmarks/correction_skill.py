@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from common import ROOT, header, provenance, write_results
-from nowcast.data.cache import synthetic_store
-from nowcast.models.pretrained import load_model
+from nowcast.data.synthetic_store import synthetic_store
+from nowcast.models.model_files import load_model
 from nowcast.nowcasters import parse_spec, select_windows
 
 

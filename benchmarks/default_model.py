@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from common import ROOT, header, provenance, write_results
-from nowcast.data.cache import synthetic_store
+from nowcast.data.synthetic_store import synthetic_store
 from nowcast.data.codec import from_unit
-from nowcast.models.pretrained import load_model
+from nowcast.models.model_files import load_model
 from nowcast.nowcasters import evaluate_samplers, select_windows
 from nowcast.baselines import get_baseline
 from nowcast.verification.report import lead_time_table, markdown_table

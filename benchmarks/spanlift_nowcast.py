@@ -33,8 +33,8 @@ from pathlib import Path
 import torch
 
 from common import ROOT, header, provenance, write_results
-from nowcast.data.cache import synthetic_store
-from nowcast.models.pretrained import load_model, load_trained_solver
+from nowcast.data.synthetic_store import synthetic_store
+from nowcast.models.model_files import load_model, load_trained_solver
 from nowcast.nowcasters import evaluate_samplers
 from nowcast.verification.report import sampler_table, summary_json
 from nowcast.train import run as train_run

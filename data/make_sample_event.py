@@ -1,7 +1,7 @@
 """Write ``data/sample_event.nc``: seven 10-min frames of a synthetic squall line on the SEVIR-LR grid.
 
 The event is test-split event ``S800143`` of the cached synthetic SEVIR-LR store (480 events, seed 0;
-built by ``nowcast.data.cache.synthetic_store`` on first use), frames 6–12, with SEVIR's LAEA
+built by ``nowcast.data.synthetic_store.synthetic_store`` on first use), frames 6–12, with SEVIR's LAEA
 coordinates from its catalog corner (31.84°N, 95.12°W: East Texas and Louisiana)::
 
     python data/make_sample_event.py
@@ -9,7 +9,7 @@ coordinates from its catalog corner (31.84°N, 95.12°W: East Texas and Louisian
 
 from pathlib import Path
 
-from nowcast.data.cache import synthetic_store
+from nowcast.data.synthetic_store import synthetic_store
 from nowcast.data.store import open_store
 from nowcast.io import event_from_store, write_event
 

@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(args) -> dict:
     """Evaluate per parsed ``args``; returns the results (sampler → xarray Dataset)."""
-    from .data.cache import synthetic_store
+    from .data.synthetic_store import synthetic_store
     from .io.events import write_netcdf
     from .nowcasters import parse_spec, resolve_nowcaster, score_nowcasters
     from .verification.report import combine_results, sampler_table, summary_json
@@ -69,7 +69,7 @@ def run(args) -> dict:
     device = resolve_device(args.device)
     model = None
     if any(s.kind != "baseline" for s in specs):
-        from .models.pretrained import load_model
+        from .models.model_files import load_model
 
         model = load_model(args.model, device)
     nowcasters = [resolve_nowcaster(s, model, device, require_steps=True) for s in specs]

@@ -68,7 +68,7 @@ def run_forecast(event: str, model: str = "default", solver: str = "spanlift", s
     from .foundation.device import resolve_device
     from .foundation.provenance import file_digest
     from .io import conform_event, forecast_dataset, read_event
-    from .models.pretrained import load_model
+    from .models.model_files import load_model
     from .nowcasters import resolve_nowcaster
 
     if members < 1:

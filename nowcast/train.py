@@ -99,7 +99,7 @@ def run(cfg, progress: bool = True, new_run: bool = False, on_step=None) -> str:
     """Train per ``cfg`` (a :class:`~nowcast.training.config.TrainConfig`); returns the run directory."""
     import torch
 
-    from .data.cache import synthetic_store
+    from .data.synthetic_store import synthetic_store
     from .training.engine import Dist, train
     from .foundation.device import resolve_device
     from .foundation.provenance import git_commit, machine

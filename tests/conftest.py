@@ -48,7 +48,7 @@ def tiny_model_file(tmp_path_factory):
     import torch
 
     from nowcast.models.ldm import DiffusionConfig, LatentDiffusion
-    from nowcast.models.pretrained import save_model
+    from nowcast.models.model_files import save_model
     from nowcast.models.unet import SpaceTimeUNet, UNetConfig
     from nowcast.models.vae import FrameVAE, VAEConfig
 

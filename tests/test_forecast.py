@@ -188,7 +188,7 @@ def test_sample_event_with_the_shipped_model_and_its_spanlift(tmp_path):
     from pathlib import Path
 
     from nowcast.foundation.provenance import file_digest
-    from nowcast.models.pretrained import resolve_model, resolve_solver
+    from nowcast.models.model_files import resolve_model, resolve_solver
 
     event = Path(__file__).resolve().parents[1] / "data" / "sample_event.nc"
     out = tmp_path / "forecast.nc"

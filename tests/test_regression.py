@@ -77,7 +77,7 @@ def test_evaluation_scores_are_pinned(tiny_model_file, tiny_store):
 
 
 def _load(path):
-    from nowcast.models.pretrained import load_model
+    from nowcast.models.model_files import load_model
 
     return load_model(path, "cpu")
 

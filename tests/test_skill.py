@@ -6,7 +6,7 @@ import torch
 
 from nowcast.data.windows import WindowDataset
 from nowcast.models.ldm import DiffusionConfig, LatentDiffusion
-from nowcast.models.pretrained import LoadedModel
+from nowcast.models.model_files import LoadedModel
 from nowcast.models.unet import SpaceTimeUNet, UNetConfig
 from nowcast.models.vae import FrameVAE, VAEConfig
 from nowcast.foundation.tasks import Grid, get_task

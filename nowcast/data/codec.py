@@ -19,16 +19,11 @@ import numpy as np
 from ..foundation.tasks import MISSING, SEVIR_THRESHOLDS, VIL_LEVELS
 
 __all__ = ["MISSING", "SEVIR_THRESHOLDS", "VIL_LEVELS", "decode_vil", "encode_vil", "to_unit",
-           "from_unit", "missing_mask"]
+           "from_unit"]
 
 
 _LIN_SCALE, _LIN_OFFSET = 90.66, 2.0
 _LOG_SCALE, _LOG_OFFSET = 38.9, 83.9
-
-
-def missing_mask(data) -> np.ndarray:
-    """Boolean mask of missing pixels (byte 255)."""
-    return np.asarray(data) == MISSING
 
 
 def decode_vil(data) -> np.ndarray:

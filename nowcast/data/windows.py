@@ -53,22 +53,16 @@ class WindowDataset(torch.utils.data.Dataset):
         ``sevir`` or ``sevirlr``; must match the store's frame interval.
     split : str, optional
         ``train``, ``val`` or ``test``; ``None`` uses every event.
-    sample_mode : {'sequent', 'random'}
-        ``sequent``: item i is the i-th window in (event, start) order. ``random``: item i is a
-        random window (event and start drawn from a generator seeded by ``seed``, the epoch and i).
     augment : bool
         Random horizontal/vertical flips and rotation by a multiple of 90°, the same for all frames.
     seed : int
-        Seed of random sampling and augmentation.
+        Seed of the augmentation (item i is the i-th window in (event, start) order).
     """
 
     def __init__(self, store: str, task: str = "sevirlr", split: Optional[str] = "train",
-                 sample_mode: str = "sequent", augment: bool = False, seed: int = 0):
-        if sample_mode not in ("sequent", "random"):
-            raise ValueError(f"unknown sample_mode {sample_mode!r}; available: ['sequent', 'random']")
+                 augment: bool = False, seed: int = 0):
         self.store, self.task = str(store), get_task(task)
-        self.sample_mode, self.augment, self.seed = sample_mode, augment, seed
-        self.epoch = 0
+        self.augment, self.seed = augment, seed
         from .store import open_store
 
         meta = open_store(self.store)
@@ -88,10 +82,6 @@ class WindowDataset(torch.utils.data.Dataset):
         self._array = None
         self._pid = None
 
-    def set_epoch(self, epoch: int) -> None:
-        """Change the random stream (random sampling and augmentation) for a new epoch."""
-        self.epoch = int(epoch)
-
     def __len__(self) -> int:
         return len(self.events) * len(self.starts)
 
@@ -110,23 +100,17 @@ class WindowDataset(torch.utils.data.Dataset):
             self._pid = os.getpid()
         return self._array
 
-    def _rng(self, index: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.epoch, index])
-
     def window(self, index: int) -> tuple:
         """``(event position in the split, start frame)`` of item ``index``."""
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} windows")
-        if self.sample_mode == "random":
-            rng = self._rng(index)
-            return int(rng.integers(len(self.events))), int(rng.choice(self.starts))
         return index // len(self.starts), int(self.starts[index % len(self.starts)])
 
     def __getitem__(self, index: int) -> dict:
         k, start = self.window(index)
         data = np.asarray(self._vil()[int(self.events[k]), start:start + self.task.seq_len])
         if self.augment:
-            rng = np.random.default_rng([self.seed, self.epoch, index, 1])
+            rng = np.random.default_rng([self.seed, 0, index, 1])      # (the 0 keeps earlier streams)
             if rng.uniform() < 0.5:
                 data = data[:, :, ::-1]
             if rng.uniform() < 0.5:

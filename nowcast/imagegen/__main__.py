@@ -59,16 +59,24 @@ def _labels(den, n: int, spec: str | None, gen: torch.Generator):
 
 
 def _solver(args):
-    from ..solvers.registry import get_solver
+    """``(solver, grid, afs)`` of ``--solver``: SOLVER[:STEPS], LEARNED:RUN_DIR or a solver.pt file."""
+    from ..solvers.registry import get_solver, read_solver_spec
     from ..solvers.schedules import edm_sigmas, logsnr_sigmas
+    from .learned import load_image_solver
 
     if Path(args.solver).suffix == ".pt":
-        from .learned import load_image_solver
-
         return load_image_solver(args.solver)
-    steps = args.steps
+    spec = read_solver_spec(args.solver)
+    if spec.learned:
+        if spec.path is None:
+            raise ValueError(f"--solver {spec.name}: give the run directory of train-solver ({spec.name}:RUN_DIR)")
+        return load_image_solver(spec.path)
+    if spec.ancestral:
+        raise ValueError("--solver ddpm: ancestral sampling is for the nowcaster's discrete model; "
+                         "use an ODE solver (euler, heun, ipndm, dpmpp-3m, unipc …)")
+    steps = spec.steps or args.steps
     grid = edm_sigmas(steps) if args.schedule == "edm" else logsnr_sigmas(steps)
-    return get_solver(args.solver), grid, args.afs
+    return get_solver(spec.name), grid, args.afs
 
 
 def _save_images(images_u8: torch.Tensor, out: Path, overwrite: bool) -> None:
@@ -162,8 +170,9 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="draw images from a model", formatter_class=HelpFormatter)
     s.add_argument("--model", required=True, help=_MODEL_HELP)
     s.add_argument("--trust-pickle", action="store_true", help=_TRUST_HELP)
-    s.add_argument("--solver", default="ipndm", help="registry solver (euler, heun, ipndm, dpmpp-3m, unipc …) "
-                                                     "or a solver.pt from train-solver")
+    s.add_argument("--solver", default="ipndm", help="registry solver (euler, heun, ipndm, dpmpp-3m, unipc …, "
+                                                     "optionally SOLVER:STEPS), or a learned one from train-solver: "
+                                                     "spanlift:RUN_DIR, dyweight:RUN_DIR or its solver.pt")
     s.add_argument("--steps", type=int, default=10, help="steps of a registry solver")
     s.add_argument("--schedule", default="edm", choices=("edm", "logsnr"),
                    help="time grid of a registry solver: EDM ρ = 7 or uniform in log-SNR")

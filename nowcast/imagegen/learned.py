@@ -186,7 +186,7 @@ def train_image_solver(denoiser, shape: tuple, cfg: ImageSolverConfig, run_dir: 
 
 def load_image_solver(path: str | Path):
     """``(solver, grid, afs)`` from a ``solver.pt`` written by :func:`train_image_solver`."""
-    solver, meta = load_learned_solver(path, task="image")
+    solver, meta = load_learned_solver(path, task="image")     # a run directory or its solver.pt
     grid = edm_sigmas(meta["steps"], meta["sigma_min"], meta["sigma_max"])
     return solver, grid, meta["afs"]
 

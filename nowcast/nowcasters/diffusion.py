@@ -12,7 +12,7 @@ __all__ = ["DiffusionNowcaster"]
 
 
 class DiffusionNowcaster:
-    """A loaded model (:class:`~nowcast.models.pretrained.LoadedModel`) and its sampler.
+    """A loaded model (:class:`~nowcast.models.model_files.LoadedModel`) and its sampler.
 
     Parameters
     ----------

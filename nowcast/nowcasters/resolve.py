@@ -48,7 +48,7 @@ def resolve_nowcaster(spec: str | Spec, model=None, device="cpu", steps: int | N
     if model is None:
         raise ValueError(f"{s.text!r}: model samplers need a model")
     if isinstance(model, (str, os.PathLike)):
-        from ..models.pretrained import load_model
+        from ..models.model_files import load_model
 
         model = load_model(model, device)
     if s.kind == "learned":
@@ -85,7 +85,7 @@ def load_learned(s: Spec, model, device="cpu") -> tuple:
     ValueError
         When the solver is of another kind or was trained for another model file.
     """
-    from ..models.pretrained import load_trained_solver
+    from ..models.model_files import load_trained_solver
 
     where = s.path or "default"
     if s.path is None and not model.is_shipped_default:

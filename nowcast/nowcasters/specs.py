@@ -6,6 +6,9 @@
   ``spanlift:RUN_DIR``, ``dyweight:RUN_DIR`` (or a ``solver.pt`` file) — one trained by
   ``python -m nowcast.train``, with the steps it was trained for;
 * ``persistence``, ``extrapolation`` (alias ``pysteps``) — the baselines.
+
+The sampler grammar is the solver core's (:func:`nowcast.solvers.registry.read_solver_spec`);
+this module adds the baselines.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..baselines import BASELINES
-from ..solvers.registry import LEARNED_SOLVERS, SOLVERS
+from ..solvers.registry import read_solver_spec
 
 __all__ = ["Spec", "parse_spec", "SPEC_HELP"]
 
@@ -56,19 +59,11 @@ def parse_spec(text: str) -> Spec:
         For an unknown name or malformed steps, saying what is expected.
     """
     text = str(text)
-    name, sep, rest = text.partition(":")
-    name = name.lower()
-    if name in BASELINES and not sep:
-        return Spec(text, "baseline", name)
-    if name in LEARNED_SOLVERS:
-        if rest.isdigit():
-            raise ValueError(f"{text!r}: a learned solver is given by its run directory or file "
-                             f"({name}:RUN_DIR) and runs the steps it was trained for")
-        return Spec(text, "learned", name, path=rest or None)
-    if name != "ddpm" and name not in SOLVERS:
-        raise ValueError(f"{text!r}: unknown solver {name!r}; available: "
-                         f"{['ddpm', *sorted(n for n in SOLVERS if n not in LEARNED_SOLVERS)]}, "
-                         f"{list(LEARNED_SOLVERS)} and the baselines {sorted(BASELINES)}")
-    if sep and (not rest.isdigit() or int(rest) < 1):
-        raise ValueError(f"{text!r}: expected {SPEC_HELP}")
-    return Spec(text, "ancestral" if name == "ddpm" else "solver", name, int(rest) if sep else None)
+    if text.lower() in BASELINES:
+        return Spec(text, "baseline", text.lower())
+    try:
+        s = read_solver_spec(text)
+    except ValueError as err:
+        raise ValueError(f"{err}; or a baseline: {sorted(BASELINES)}") from None
+    kind = "learned" if s.learned else "ancestral" if s.ancestral else "solver"
+    return Spec(text, kind, s.name, s.steps, s.path)

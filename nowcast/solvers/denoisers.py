@@ -20,7 +20,7 @@ dtype of ``x``. Changes of variables (reference: Karras et al. 2022, App. B):
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -87,19 +87,6 @@ class Denoiser(nn.Module):
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor | float, cond: Any = None) -> torch.Tensor:  # noqa: D102
         raise NotImplementedError
-
-
-class FunctionDenoiser(Denoiser):
-    """Wrap a plain callable ``fn(x, sigma, cond) -> x̂₀`` as a :class:`Denoiser`."""
-
-    def __init__(self, fn: Callable[..., torch.Tensor], sigma_min: float = 0.002,
-                 sigma_max: float = 80.0, sigma_data: float = 0.5):
-        super().__init__()
-        self.fn = fn
-        self.sigma_min, self.sigma_max, self.sigma_data = sigma_min, sigma_max, sigma_data
-
-    def forward(self, x, sigma, cond=None):  # noqa: D102
-        return self.fn(x, sigma, cond)
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,10 +258,6 @@ class VPDenoiser(Denoiser):
         w = ((log_sigma - lo) / (hi - lo)).clamp(0, 1)
         t = (idx - 1).to(torch.float64) + w
         return t.round() if self.quantize else t
-
-    def t_to_sigma(self, t: torch.Tensor) -> torch.Tensor:
-        """σ̃ for a (fractional) timestep index, log-linear between table entries."""
-        return vp_t_to_sigma(self.log_sigmas, t)
 
     def forward(self, x, sigma, cond=None):  # noqa: D102
         s = batch_sigma(sigma, x).to(torch.float64)

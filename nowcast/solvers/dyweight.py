@@ -69,11 +69,6 @@ class DyWeight(Solver):
         """The weight table ``W = W_init + ΔW`` (K × K, masked to the window)."""
         return (self.init_table + self.delta) * self.mask
 
-    def set_table(self, table: torch.Tensor) -> None:
-        """Set the weights to a given table (e.g. a released DyWeight predictor)."""
-        with torch.no_grad():
-            self.delta.copy_((torch.as_tensor(table, dtype=torch.float64) - self.init_table) * self.mask)
-
     def time_scales(self) -> torch.Tensor:
         """Per-step time scales ``s`` (1 at initialisation)."""
         return self.log_time_scale.exp()

@@ -27,7 +27,7 @@ from .core import Solver
 from .rollout import rollout
 
 __all__ = ["MatchingConfig", "MatchingResult", "Batch", "TeacherPool", "FreshTeacher", "LOSSES", "get_loss",
-           "register_loss", "train_endpoint_matching", "evaluate_endpoint"]
+           "train_endpoint_matching", "evaluate_endpoint"]
 
 
 def mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -36,11 +36,6 @@ def mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {"mse": mse_loss}
-
-
-def register_loss(name: str, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
-    """Add an endpoint loss ``fn(pred, target) -> (B,)`` to the registry (e.g. ``inception``)."""
-    LOSSES[name.lower()] = fn
 
 
 def get_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

@@ -10,6 +10,7 @@ Files written by :func:`save_solver` hold only tensors, numbers and strings: the
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,7 +26,7 @@ from .spanlift import SpanLift
 
 __all__ = ["SOLVERS", "BASE_SOLVERS", "LEARNED_SOLVERS", "get_solver", "solver_from_config",
            "solver_to_config", "save_solver", "load_solver", "load_learned_solver", "solver_meta",
-           "parse_solver_spec"]
+           "ANCESTRAL", "SolverSpec", "read_solver_spec", "parse_solver_spec"]
 
 SOLVER_FORMAT = "nowcast.solver/1"
 
@@ -78,19 +79,80 @@ def get_solver(name: str, **kwargs) -> Solver:
     return lookup(SOLVERS, "solver", name)(**kwargs)
 
 
-def parse_solver_spec(text: str) -> tuple[str, int]:
-    """``'ddim:100'`` → ``('ddim', 100)``: a registry solver name and a number of steps.
+#: Samplers that are not ODE solvers: ancestral DDPM (:func:`~.ancestral.sample_ddpm`).
+ANCESTRAL = ("ddpm",)
+
+
+@dataclass(frozen=True)
+class SolverSpec:
+    """A sampler named as users write it: ``ddim``, ``ddim:5``, ``ddpm:1000``, ``spanlift``,
+    ``spanlift:RUN_DIR``.
+
+    Attributes
+    ----------
+    text : str
+        As given.
+    name : str
+        Registry name (lower case), or ``ddpm``.
+    steps : int or None
+        Steps, when given (hand-crafted and ancestral samplers).
+    path : str or None
+        Where a learned solver is (a run directory or ``solver.pt``); ``None`` for a shipped one.
+    """
+
+    text: str
+    name: str
+    steps: int | None = None
+    path: str | None = None
+
+    @property
+    def learned(self) -> bool:
+        """A trained solver (runs the steps it was trained for)."""
+        return self.name in LEARNED_SOLVERS
+
+    @property
+    def ancestral(self) -> bool:
+        """Ancestral sampling rather than an ODE solver."""
+        return self.name in ANCESTRAL
+
+
+def read_solver_spec(text: str) -> SolverSpec:
+    """Parse ``SOLVER``, ``SOLVER:STEPS`` or ``LEARNED[:RUN_DIR]``.
 
     Raises
     ------
     ValueError
-        For a malformed specification or an unknown solver.
+        For an unknown solver or malformed steps, saying what is expected.
     """
-    name, sep, steps = str(text).partition(":")
-    if not sep or not steps.isdigit() or int(steps) < 1:
+    text = str(text)
+    name, sep, rest = text.partition(":")
+    name = name.lower()
+    if name in LEARNED_SOLVERS:
+        if rest.isdigit():
+            raise ValueError(f"{text!r}: a learned solver is given by its run directory or file "
+                             f"({name}:RUN_DIR) and runs the steps it was trained for")
+        return SolverSpec(text, name, path=rest or None)
+    if name not in ANCESTRAL and name not in SOLVERS:
+        raise ValueError(f"{text!r}: unknown solver {name!r}; available: "
+                         f"{[*ANCESTRAL, *sorted(n for n in SOLVERS if n not in LEARNED_SOLVERS)]} "
+                         f"and the learned {list(LEARNED_SOLVERS)}")
+    if sep and (not rest.isdigit() or int(rest) < 1):
+        raise ValueError(f"{text!r}: expected SOLVER:STEPS with STEPS ≥ 1, e.g. ddim:100 or ipndm:5")
+    return SolverSpec(text, name, int(rest) if sep else None)
+
+
+def parse_solver_spec(text: str) -> tuple[str, int]:
+    """``'ddim:100'`` → ``('ddim', 100)``: a hand-crafted solver and its number of steps.
+
+    Raises
+    ------
+    ValueError
+        For a malformed specification, an unknown solver, or one without steps.
+    """
+    spec = read_solver_spec(text)
+    if spec.learned or spec.ancestral or spec.steps is None:
         raise ValueError(f"{text!r}: expected SOLVER:STEPS, e.g. ddim:100 or ipndm:5")
-    lookup(SOLVERS, "solver", name)
-    return name.lower(), int(steps)
+    return spec.name, spec.steps
 
 
 def solver_to_config(solver: Solver) -> dict:

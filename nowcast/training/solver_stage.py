@@ -30,7 +30,7 @@ from ..foundation.provenance import file_digest
 from ..foundation.config import DictRoundTrip
 from ..data.windows import WindowDataset, window_frames
 from ..models.ldm import member_noise
-from ..models.pretrained import load_model, load_trained_solver, resolve_model
+from ..models.model_files import load_model, load_trained_solver, resolve_model
 from ..solvers.matching import Batch, MatchingConfig, TeacherPool, train_endpoint_matching
 from ..solvers.registry import LEARNED_SOLVERS, get_solver, parse_solver_spec, save_solver
 from ..solvers.rollout import rollout

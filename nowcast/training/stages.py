@@ -17,7 +17,7 @@ from ..foundation.tasks import get_task
 from ..models.alignment import AlignmentConfig, AlignmentNet, alignment_loss
 from ..models.ema import EMA
 from ..models.ldm import DiffusionConfig, LatentDiffusion
-from ..models.pretrained import load_model, load_vae, read_meta, save_model, save_vae
+from ..models.model_files import load_model, load_vae, read_meta, save_model, save_vae
 from ..models.unet import SpaceTimeUNet, UNetConfig
 from ..models.vae import FrameVAE, PatchDiscriminator, VAEConfig, discriminator_loss, vae_loss
 from .config import TrainConfig
@@ -110,7 +110,7 @@ _INIT_HELP = {"ldm": "the ldm stage starts from a trained VAE: pass --init with 
 
 def check_init(cfg: TrainConfig) -> None:
     """Refuse an ``ldm`` or ``align`` stage without ``init``, or whose ``init`` does not exist."""
-    from ..models.pretrained import resolve_model
+    from ..models.model_files import resolve_model
 
     if cfg.stage in _INIT_HELP:
         if cfg.init is None:

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from nowcast.data.codec import (MISSING, SEVIR_THRESHOLDS, decode_vil, encode_vil, from_unit,
-                                missing_mask, to_unit)
+from nowcast.data.codec import MISSING, SEVIR_THRESHOLDS, decode_vil, encode_vil, from_unit, to_unit
 
 
 def test_published_thresholds_in_kg_m2():
@@ -29,13 +28,16 @@ def test_missing_is_nan_and_back():
     x = np.array([[3, 255], [200, 255]], dtype=np.uint8)
     v = decode_vil(x)
     assert np.isnan(v[0, 1]) and np.isnan(v[1, 1]) and not np.isnan(v[1, 0])
-    np.testing.assert_array_equal(missing_mask(x), x == MISSING)
     assert encode_vil(v)[0, 1] == MISSING
 
 
 def test_unit_scale():
     x = np.array([0, 16, 254], dtype=np.uint8)
     np.testing.assert_allclose(to_unit(x), x / 255.0)
+    # missing becomes 0 (no data is given to the models as no echo) unless kept for a separate mask
+    y = np.array([MISSING, 16], dtype=np.uint8)
+    np.testing.assert_array_equal(to_unit(y), np.array([0, 16], np.float32) / 255)
+    np.testing.assert_array_equal(to_unit(y, keep_missing=True), np.array([1, 16 / 255], np.float32))
     np.testing.assert_array_equal(from_unit(to_unit(x)), x)
     assert from_unit(np.array([1.5]))[0] == 254
 

@@ -80,16 +80,6 @@ def test_augmentation_is_one_flip_rotation_for_all_frames(stores):
     assert torch.equal(aug[0]["x"], aug[0]["x"])  # deterministic for a given seed and epoch
 
 
-def test_random_mode_draws_valid_windows(stores):
-    paths, _, _ = stores
-    ds = WindowDataset(paths[True], split=None, sample_mode="random", seed=1)
-    windows = {ds.window(i) for i in range(len(ds))}
-    assert len(windows) > 3
-    assert all(s in (0, 6, 12) for _, s in windows)
-    ds.set_epoch(1)
-    assert {ds.window(i) for i in range(len(ds))} != windows
-
-
 def test_dataloader_workers_and_distributed_sampler(stores):
     paths, _, _ = stores
     ds = WindowDataset(paths[True], split=None)

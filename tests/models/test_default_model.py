@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 
-from nowcast.models.pretrained import load_model, resolve_model
+from nowcast.models.model_files import load_model, resolve_model
 
 
 def test_shipped_within_25_mb_and_loadable_by_name():

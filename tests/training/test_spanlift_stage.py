@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nowcast.models.ldm import member_noise
-from nowcast.models.pretrained import load_model, load_trained_solver
+from nowcast.models.model_files import load_model, load_trained_solver
 from nowcast.solvers.registry import load_solver
 from nowcast.train import main
 from nowcast.training.config import load_config

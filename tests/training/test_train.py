@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from nowcast.checkpoints import latest_checkpoint, load_checkpoint
-from nowcast.models.pretrained import load_model, load_vae
+from nowcast.models.model_files import load_model, load_vae
 from nowcast.train import run
 from nowcast.training.config import load_config
 

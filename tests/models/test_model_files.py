@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nowcast.models.ldm import DiffusionConfig, LatentDiffusion
-from nowcast.models.pretrained import load_model, load_vae, resolve_model, save_model, save_vae
+from nowcast.models.model_files import load_model, load_vae, resolve_model, save_model, save_vae
 from nowcast.models.unet import SpaceTimeUNet
 from nowcast.models.vae import FrameVAE
 

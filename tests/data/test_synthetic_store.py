@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from nowcast.data.cache import synthetic_store
+from nowcast.data.synthetic_store import synthetic_store
 from nowcast.data.store import open_store
 
 
