@@ -223,7 +223,7 @@ def main(argv=None) -> int:
            "(+10 … +60 min); CSI = CSI-M, HSS averaged over thresholds. Laid out like the SpanLift paper's "
            "Table 4:", "", sampler_table(results), "",
            f"LPIPS: {first.attrs.get('lpips', '')}", "",
-           "Acceptance (issue 6): " + "; ".join(f"{k} = {v}" for k, v in acceptance.items()), "",
+           "Checks: " + "; ".join(f"{k} = {v}" for k, v in acceptance.items()), "",
            "## Table 5 layout: base solvers at 5 steps, without and with SpanLift (MSE, teacher)", "",
            "| base | method | CSI | CSI-16 | HSS | CRPS |", "|---|---|---|---|---|---|"]
     for row in table5:

@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", default=None, metavar="PNG",
                    help="also draw the forecast (last observed frame, mean, members, exceedance probabilities) "
                         "on a map (cartopy with offline Natural Earth data when installed: pip install "
-                        "'nowcast[maps]')")
+                        "'nowcast-diffusion[maps]')")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the model runs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

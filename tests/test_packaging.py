@@ -23,7 +23,7 @@ def _pyproject_packages() -> set:
     names = {_name(r) for r in meta["dependencies"]}
     for reqs in meta["optional-dependencies"].values():
         names |= {_name(r) for r in reqs}
-    return names
+    return names - {meta["name"]}          # the test extra names the project's own extras
 
 
 def _environment_packages() -> set:

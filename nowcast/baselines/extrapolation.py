@@ -52,7 +52,7 @@ class Extrapolation(Baseline):
                 import pysteps.motion
                 import pysteps.nowcasts
         except ImportError as err:
-            raise ImportError("the pysteps baseline needs pysteps: pip install 'nowcast[baselines]'") from err
+            raise ImportError("the pysteps baseline needs pysteps: pip install 'nowcast-diffusion[baselines]'") from err
         return pysteps
 
     def motion(self, frames_bytes: np.ndarray) -> np.ndarray:

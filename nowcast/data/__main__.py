@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..foundation.cli import HelpFormatter
+
 __all__ = ["main"]
 
 
@@ -94,10 +96,10 @@ def _export(args) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m nowcast.data", description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("synth", help="write a synthetic SEVIR-format set (HDF5 + CATALOG.csv)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     s.add_argument("root", help="output SEVIR root")
     s.add_argument("--events", type=int, default=64, help="number of distinct events")
     s.add_argument("--size", type=int, default=384, help="grid side in pixels (divisible by 3)")
@@ -109,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_synth)
     b = sub.add_parser("build", help="build (or resume building) a zarr store from a SEVIR root",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     b.add_argument("source", help="SEVIR root (CATALOG.csv and data/); path or fsspec URL")
     b.add_argument("store", help="output zarr store; path or fsspec URL")
     b.add_argument("--lr", action=argparse.BooleanOptionalAction, default=True,
@@ -122,12 +124,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--scheduler", default=None, help="dask.distributed scheduler address")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_build)
-    i = sub.add_parser("inspect", help="summarise a store", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    i = sub.add_parser("inspect", help="summarise a store", formatter_class=HelpFormatter)
     i.add_argument("store", help="zarr store")
     i.add_argument("--sample", type=int, default=16, help="events to compute byte statistics on")
     i.set_defaults(func=_inspect)
     e = sub.add_parser("export-event", help="write one event of a store as a CF netCDF event file",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     e.add_argument("store", help="zarr store")
     e.add_argument("event", help="event id or index")
     e.add_argument("out", help="output event.nc (never overwritten unless --overwrite)")

@@ -241,7 +241,7 @@ def render_markdown(result: dict, prov: dict) -> str:
             lines += ["", f"Reference: {ref}."]
         lines.append("")
     lines += [f"Classifier held-out accuracy: {result['classifier_accuracy']:.3f}.", "",
-              "Acceptance (issue 8, FID): " + json.dumps(result.get("acceptance", {})), ""]
+              "Checks (FID): " + json.dumps(result.get("acceptance", {})), ""]
     return "\n".join(lines)
 
 

