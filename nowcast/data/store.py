@@ -22,6 +22,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..foundation.tasks import SEVIR_DOMAIN_M
 from .codec import MISSING, SEVIR_THRESHOLDS
 from .sevir import SEVIR_PROJ, SevirReader, downsample_lr, filter_catalog, read_catalog
 
@@ -113,7 +114,7 @@ def _skeleton(rows, config: BuildConfig, shape: tuple, source: str, fingerprint:
          "pct_missing": (("event",), rows["pct_missing"].to_numpy(np.float64))},
         attrs={"proj": SEVIR_PROJ, "source": source, "task": "sevirlr" if config.lr else "sevir",
                "frame_minutes": 10 if config.lr else 5, "thresholds": list(SEVIR_THRESHOLDS),
-               "pixel_m": 384000 / w, "build_config": json.dumps(asdict(config)),
+               "pixel_m": SEVIR_DOMAIN_M / w, "build_config": json.dumps(asdict(config)),
                "fingerprint": fingerprint, "complete": 0})
     for c in ("llcrnrlat", "llcrnrlon", "urcrnrlat", "urcrnrlon"):
         ds[c] = (("event",), rows[c].to_numpy(np.float64))

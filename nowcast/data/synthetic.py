@@ -29,13 +29,14 @@ from pathlib import Path
 import numpy as np
 
 from ..foundation.files import atomic_write
+from ..foundation.tasks import SEVIR_DOMAIN_M
 from .codec import MISSING, encode_vil
 from .projection import laea_to_lonlat
 from .sevir import CATALOG_COLUMNS, SEVIR_PROJ
 
 __all__ = ["SyntheticConfig", "generate_event", "value_encoded_event", "write_synthetic_sevir"]
 
-PATCH_M = 384_000.0
+PATCH_M = SEVIR_DOMAIN_M
 FRAME_SECONDS = 300.0
 EVENT_TYPES = ("Thunderstorm Wind", "Hail", "Heavy Rain", "Flash Flood", "Funnel Cloud")
 REGIMES = ("convective", "squall", "stratiform", "light")

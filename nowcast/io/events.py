@@ -20,6 +20,7 @@ import numpy as np
 
 from ..data.codec import MISSING, encode_vil
 from ..foundation.files import atomic_write
+from ..foundation.tasks import SEVIR_DOMAIN_M
 from ..data.projection import CF_GRID_MAPPING, lonlat_to_laea
 
 __all__ = ["EventError", "read_event", "write_event", "write_netcdf", "event_from_store",
@@ -66,7 +67,7 @@ def event_from_store(ds, index: int):
     t0 = np.datetime64(ev["time_utc"].values, "ns")
     times = t0 + (np.arange(t) - t // 2) * np.timedelta64(minutes, "m")
     x_ll, y_ll = lonlat_to_laea(float(ev["llcrnrlon"]), float(ev["llcrnrlat"]))
-    pixel = 384000.0 / w
+    pixel = SEVIR_DOMAIN_M / w
     x = float(x_ll) + (np.arange(w) + 0.5) * pixel
     y = float(y_ll) + (np.arange(h) + 0.5) * pixel
     return event_dataset(vil, times, x, y, {"event_id": str(ev["id"].values),

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..baselines import BASELINES
-from ..solvers.registry import read_solver_spec
+from ..solvers.registry import SolverSpec, read_solver_spec
 
 __all__ = ["Spec", "parse_spec", "SPEC_HELP"]
 
@@ -26,28 +26,11 @@ SPEC_HELP = ("SOLVER:STEPS (e.g. ddim:100, ipndm:5), ddpm[:STEPS], spanlift (the
 
 
 @dataclass(frozen=True)
-class Spec:
-    """A parsed specification.
+class Spec(SolverSpec):
+    """A parsed specification: a :class:`~nowcast.solvers.registry.SolverSpec` and its ``kind``,
+    ``solver`` (hand-crafted), ``ancestral`` (DDPM), ``learned`` or ``baseline``."""
 
-    Attributes
-    ----------
-    text : str
-        As given.
-    kind : str
-        ``solver`` (hand-crafted), ``ancestral`` (DDPM), ``learned`` or ``baseline``.
-    name : str
-        Solver or baseline name (lower case).
-    steps : int or None
-        Steps of a hand-crafted or ancestral sampler (``None``: not given).
-    path : str or None
-        Where a learned solver is (``None``: the shipped one).
-    """
-
-    text: str
-    kind: str
-    name: str
-    steps: int | None = None
-    path: str | None = None
+    kind: str = "solver"
 
 
 def parse_spec(text: str) -> Spec:
@@ -60,10 +43,10 @@ def parse_spec(text: str) -> Spec:
     """
     text = str(text)
     if text.lower() in BASELINES:
-        return Spec(text, "baseline", text.lower())
+        return Spec(text, text.lower(), kind="baseline")
     try:
         s = read_solver_spec(text)
     except ValueError as err:
         raise ValueError(f"{err}; or a baseline: {sorted(BASELINES)}") from None
     kind = "learned" if s.learned else "ancestral" if s.ancestral else "solver"
-    return Spec(text, kind, s.name, s.steps, s.path)
+    return Spec(text, s.name, s.steps, s.path, kind)
