@@ -192,8 +192,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--solver", default="spanlift", choices=("spanlift", "dyweight"), help="what to learn")
     t.add_argument("--base", default="ipndm", help="spanlift's base: registry solver or a dyweight solver.pt")
     t.add_argument("--nfe", type=int, default=4, help="model evaluations of the learned solver (with AFS)")
-    t.add_argument("--loss", default="mse", choices=("mse", "inception"),
-                   help="endpoint loss against the teacher: pixel MSE or Inception-feature MSE")
+    t.add_argument("--loss", default="mse", choices=("mse", "inception", "lpips"),
+                   help="endpoint loss against the teacher: pixel MSE, Inception-feature MSE or LPIPS (needs the "
+                        "AlexNet weights)")
     t.add_argument("--teacher", default="heun:64", help="SOLVER:STEPS on the EDM grid")
     t.add_argument("--iterations", type=int, default=300, help="optimiser steps")
     t.add_argument("--batch-size", type=int, default=32, help="fresh noise samples per step")

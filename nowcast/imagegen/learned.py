@@ -13,20 +13,20 @@ features of the images mapped to ``[0, 255]`` without quantisation (DyWeight's
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from ..solvers.matching import Batch, FreshTeacher, MatchingConfig, mse_loss, train_endpoint_matching
-from ..solvers.registry import get_solver, load_learned_solver, load_solver, parse_solver_spec, save_solver
+from ..solvers.matching import Batch, FreshTeacher, MatchingConfig, train_endpoint_matching
+from ..solvers.registry import get_solver, load_learned_solver, parse_solver_spec, save_solver
 from ..solvers.rollout import rollout
 from ..solvers.schedules import edm_sigmas
-from ..solvers.spanlift import SpanLift
+from ..training.losses import endpoint_loss
+from ..training.students import build_student, load_base
 
-__all__ = ["ImageSolverConfig", "student_grid", "teacher_fn", "build_student", "image_loss",
+__all__ = ["ImageSolverConfig", "student_grid", "teacher_fn", "image_student",
            "train_image_solver", "load_image_solver", "sample_images"]
 
 
@@ -82,41 +82,13 @@ def teacher_fn(denoiser: Callable, spec: str, sigma_min: float = 0.002,
     return run
 
 
-def build_student(cfg: ImageSolverConfig, channels: int, sigma_data: float):
-    """The untrained student: DyWeight (iPNDM-initialised table) or SpanLift on ``cfg.base``."""
+def image_student(cfg: ImageSolverConfig, channels: int, sigma_data: float):
+    """The untrained student: DyWeight (iPNDM-initialised table) or SpanLift on ``cfg.base`` (a registry
+    solver, or a trained solver file whose table then trains on with the operator)."""
     steps = cfg.nfe + 1 if cfg.afs else cfg.nfe
-    if cfg.solver == "dyweight":
-        return get_solver("dyweight", num_steps=steps)
-    if cfg.solver != "spanlift":
-        raise ValueError(f"unknown learned solver {cfg.solver!r}; choose spanlift or dyweight")
-    if Path(cfg.base).suffix == ".pt":
-        base, meta = load_solver(cfg.base)
-        if meta.get("steps") not in (None, steps):
-            raise ValueError(f"{cfg.base} was trained for {meta.get('steps')} steps, not {steps}")
-    else:
-        base = get_solver(cfg.base)
-    return SpanLift(base, num_steps=steps, channels=channels, sigma_data=sigma_data)
-
-
-def image_loss(name: str, inception_weights: str | os.PathLike | None = None
-               ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """``loss(pred, target) -> (B,)`` on images in ``[−1, 1]``: ``mse`` or ``inception``."""
-    if name == "mse":
-        return mse_loss
-    if name != "inception":
-        raise ValueError(f"unknown loss {name!r}; choose mse or inception")
-    from ..verification.perceptual import InceptionFeatures
-
-    net = InceptionFeatures(inception_weights)
-
-    def loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        f = net.images(((pred + 1) * 127.5).clamp(0, 255))
-        with torch.no_grad():
-            g = net.images(((target + 1) * 127.5).clamp(0, 255))
-        return (f - g).pow(2).mean(dim=1)
-
-    loss.network = net
-    return loss
+    base = load_base(cfg.base, steps, freeze=False)[0] if Path(cfg.base).suffix == ".pt" else cfg.base
+    return build_student(cfg.solver, steps, channels, base if cfg.solver == "spanlift" else None,
+                         sigma_data=sigma_data)
 
 
 class _OnDevice:
@@ -157,7 +129,7 @@ def train_image_solver(denoiser, shape: tuple, cfg: ImageSolverConfig, run_dir: 
     sigma_max = float(getattr(denoiser, "sigma_max", 80.0))
     sig = student_grid(cfg.nfe, cfg.afs, sigma_min, sigma_max)
     device = torch.device(device)
-    student = build_student(cfg, shape[0], float(getattr(denoiser, "sigma_data", 0.5))).to(device)
+    student = image_student(cfg, shape[0], float(getattr(denoiser, "sigma_data", 0.5))).to(device)
     teacher = teacher_fn(denoiser, cfg.teacher, sigma_min, sigma_max)
     classes = int(getattr(denoiser, "label_dim", 0) or 0)
     labels = (lambda b, g: torch.randint(classes, (b,), generator=g)) if classes else None  # noqa: E731
@@ -169,7 +141,7 @@ def train_image_solver(denoiser, shape: tuple, cfg: ImageSolverConfig, run_dir: 
     mcfg = MatchingConfig(iterations=cfg.iterations, batch_size=cfg.batch_size, lr=lr, afs=cfg.afs,
                           loss=cfg.loss, seed=cfg.seed, val_every=max(1, cfg.iterations // 10),
                           save_every=max(1, cfg.iterations // 10))
-    fn = loss_fn or image_loss(cfg.loss)
+    fn = loss_fn or endpoint_loss(cfg.loss, images=True)
     if hasattr(fn, "network"):
         fn.network.to(device)
     if run_dir is not None:

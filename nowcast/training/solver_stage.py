@@ -12,7 +12,7 @@ context latents of a window, and its endpoint is compared with a target:
 * ``target: target`` — the observed future of the window (direct-target supervision): new windows
   and new noise every batch, no teacher.
 
-The loss (:mod:`.endpoint_losses`) compares latents (``mse``) or decoded frames (``inception``,
+The loss (:mod:`.losses`) compares latents (``mse``) or decoded frames (``inception``,
 ``lpips``). Training is :func:`nowcast.solvers.matching.train_endpoint_matching` (gradient
 checkpointing through the rollout, validation, best state kept, resumable ``state.pt``); at the end
 ``solver.pt`` is written to the run directory with the metadata sampling needs.
@@ -30,11 +30,12 @@ from ..foundation.provenance import file_digest
 from ..foundation.config import DictRoundTrip
 from ..data.windows import WindowDataset, window_frames
 from ..models.ldm import member_noise
-from ..models.model_files import load_model, load_trained_solver, resolve_model
+from ..models.model_files import load_model, resolve_model, resolve_solver
 from ..solvers.matching import Batch, MatchingConfig, TeacherPool, train_endpoint_matching
 from ..solvers.registry import LEARNED_SOLVERS, get_solver, parse_solver_spec, save_solver
 from ..solvers.rollout import rollout
-from .endpoint_losses import LOSS_SPACE, endpoint_loss
+from .losses import LOSS_SPACE, endpoint_loss
+from .students import build_student, load_base
 from .teacher_cache import TeacherCache, cache_key, noise_seed, window_of
 
 __all__ = ["SolverSection", "SolverJob", "build_solver_job", "default_run_name"]
@@ -127,10 +128,8 @@ def _base(section: SolverSection, device) -> tuple:
     if ":" in section.base and not Path(section.base).exists():
         name, steps = parse_solver_spec(section.base)
         return name, steps, section.base
-    solver, meta = load_trained_solver(section.base, device)
-    for p in solver.parameters():
-        p.requires_grad_(False)
-    return solver, int(meta["steps"]), f"{solver.name}:{meta['steps']} ({section.base})"
+    solver, steps = load_base(resolve_solver(section.base), device=device)
+    return solver, steps, f"{solver.name}:{steps} ({section.base})"
 
 
 class _ObservedBatches:
@@ -254,7 +253,6 @@ class SolverJob:
 def build_solver_job(cfg, store: str, device: torch.device, lpips_module=None) -> SolverJob:
     """Load the nowcaster, build the student and the loss; raise ValueError for bad input."""
     from ..foundation.tasks import get_task
-    from ..solvers.spanlift import SpanLift
 
     section = SolverSection.from_dict(cfg.spanlift)
     model_path = resolve_model(section.model)
@@ -264,16 +262,13 @@ def build_solver_job(cfg, store: str, device: torch.device, lpips_module=None) -
     task = get_task(loaded.task)
     base, steps, base_text = _base(section, device)
     torch.manual_seed(cfg.seed)
-    if section.solver == "dyweight":
-        student = get_solver("dyweight", num_steps=steps)
-    else:
-        base_solver = get_solver(base) if isinstance(base, str) else base
-        student = SpanLift(base_solver, num_steps=steps, channels=ldm.unet.cfg.latent_channels,
-                           history=section.history, hidden=section.hidden, blocks=section.blocks, spatial_dims=3,
-                           kernel_size=section.kernel_size, scalar_lr_scale=section.scalar_lr_scale,
-                           sigma_data=1.0, channel_axis=2)
-    student = student.to(device)
-    loss_fn = endpoint_loss(section.loss, ldm, inception_weights=section.inception_weights,
-                            lpips_weights=section.lpips_weights, lpips_module=lpips_module)
+    student = build_student(section.solver, steps, ldm.unet.cfg.latent_channels, base, sigma_data=1.0,
+                            history=section.history, hidden=section.hidden, blocks=section.blocks, spatial_dims=3,
+                            kernel_size=section.kernel_size, scalar_lr_scale=section.scalar_lr_scale,
+                            channel_axis=2).to(device)
+    dtype = next(ldm.vae.parameters()).dtype
+    loss_fn = endpoint_loss(section.loss, to_frames=lambda z: ldm.decode(z.to(dtype)), device=ldm.alphas_cumprod.device,
+                            inception_weights=section.inception_weights, lpips_weights=section.lpips_weights,
+                            lpips_module=lpips_module)
     WindowDataset(store, task.name, "train")             # the store fits the model's task
     return SolverJob(section, ldm, model_path, task, student, steps, base_text, loss_fn, store, device, cfg.seed)

@@ -177,3 +177,11 @@ class LPIPS(nn.Module):
         a = to_rgb(pred.float()).clamp(0, 1) * 2 - 1
         b = to_rgb(target.float()).clamp(0, 1) * 2 - 1
         return self.model(a, b).reshape(pred.shape[:-2])
+
+    def images(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """LPIPS per image of ``(N, C, H, W)`` images in ``[−1, 1]`` (C = 1 or 3); returns shape ``(N,)``."""
+        if pred.shape != target.shape or pred.ndim != 4 or pred.shape[1] not in (1, 3):
+            raise ValueError(f"expected two (N, 1 or 3, H, W) image batches, got {tuple(pred.shape)} and "
+                             f"{tuple(target.shape)}")
+        a, b = (x.float().clamp(-1, 1).expand(-1, 3, -1, -1) for x in (pred, target))
+        return self.model(a, b).reshape(len(pred))
