@@ -100,7 +100,7 @@ def run(cfg, progress: bool = True, new_run: bool = False, on_step=None) -> str:
     import torch
 
     from .data.synthetic_store import synthetic_store
-    from .training.engine import Dist, train
+    from .training.loop import Dist, train
     from .foundation.device import resolve_device
     from .foundation.provenance import git_commit, machine
     from .training.runs import RunDir, find_resumable, new_run_dir
@@ -150,8 +150,8 @@ def run(cfg, progress: bool = True, new_run: bool = False, on_step=None) -> str:
         stage.run(cfg, run_dir, progress=progress, log=log)
         rd.log(f"wrote {run_dir}/solver.pt")
     else:
-        train(cfg, stage, RunDir(run_dir) if dist.main else None, dist, device, progress=progress, meta=meta,
-              on_step=on_step)
+        train(cfg.loop_settings(), stage, RunDir(run_dir) if dist.main else None, dist, device, progress=progress,
+              meta=meta, on_step=on_step)
     return run_dir
 
 

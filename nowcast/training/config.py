@@ -167,6 +167,22 @@ class TrainConfig(DictRoundTrip):
         """The resolved configuration as indented JSON."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
+    def loop_settings(self):
+        """How :func:`nowcast.training.loop.train` runs this configuration."""
+        from .loop import LoopSettings
+
+        return LoopSettings(max_steps=self.max_steps, seed=self.seed, grad_accum=self.grad_accum,
+                            grad_clip=self.grad_clip, precision=self.precision, num_workers=self.num_workers,
+                            log_every=self.log_every, ckpt_every=self.ckpt_every, val_every=self.val_every,
+                            keep_checkpoints=self.keep_checkpoints, name=self.stage, config=self.to_json())
+
+    def schedule(self, start: float = 0.0, final: float = 0.0):
+        """The learning-rate schedule: ``warmup_steps`` of linear warm-up, then ``lr_schedule``."""
+        from .loop import LRSchedule
+
+        return LRSchedule(self.max_steps, self.warmup_steps, start=start, final=final,
+                          cosine=self.lr_schedule == "cosine")
+
 
 def parse_override(text: str) -> tuple[str, object]:
     """``key=value`` with a YAML value (``lr=3e-4``, ``unet.base_units=64``, ``betas=[0.9,0.99]``)."""

@@ -1,6 +1,6 @@
 """The three training stages of the nowcaster: ``vae``, ``ldm`` (the denoiser) and ``align``.
 
-Each builder returns a :class:`~.engine.Stage`. Frames are VIL bytes / 255; missing pixels (byte
+Each builder returns a :class:`~.loop.Stage`. Frames are VIL bytes / 255; missing pixels (byte
 255) are set to 0 in the inputs.
 """
 
@@ -21,7 +21,7 @@ from ..models.model_files import load_model, load_vae, read_meta, save_model, sa
 from ..models.unet import SpaceTimeUNet, UNetConfig
 from ..models.vae import FrameVAE, PatchDiscriminator, VAEConfig, discriminator_loss, vae_loss
 from .config import TrainConfig
-from .engine import Stage, step_seed
+from .loop import Stage, step_seed
 
 __all__ = ["build_stage", "check_init", "model_configs", "frame_size", "resolved_config"]
 
@@ -183,7 +183,7 @@ def _vae_stage(cfg: TrainConfig, store: str, device: torch.device) -> Stage:
         return {"rec_MAE": s["CRPS"], "CSI_M": s["CSI_M"], "CSI_M_pool4": s["CSI_M_pool4"],
                 "CSI_M_pool16": s["CSI_M_pool16"]}
 
-    return Stage(modules=modules, params=params, sample=sample, compute=compute, validate=validate,
+    return Stage(modules=modules, params=params, sample=sample, compute=compute, validate=validate, lr=cfg.schedule(),
                  export=lambda path, meta: save_vae(path, vae, meta), optimizer=_optimizer(cfg, (0.5, 0.9)))
 
 
@@ -314,6 +314,7 @@ def _ldm_stage(cfg: TrainConfig, store: str, device: torch.device, progress: boo
             save_model(path, ldm, cfg.task, meta={**meta, **extra})
 
     return Stage(modules={"ldm": ldm, "ema": ema}, params={"ldm": trained}, sample=sample, compute=compute,
+                 lr=cfg.schedule(),
                  validate=validate, export=export, after_step=lambda: ema.update(ldm), optimizer=_optimizer(cfg))
 
 
@@ -354,6 +355,7 @@ def _align_stage(cfg: TrainConfig, store: str, device: torch.device) -> Stage:
             save_model(path, ldm, cfg.task, align=align, meta={**loaded.meta, "alignment": meta})
 
     return Stage(modules={"align": align, "ema": ema}, params={"align": list(align.parameters())}, sample=sample,
+                 lr=cfg.schedule(),
                  compute=compute, validate=validate, export=export, after_step=lambda: ema.update(align),
                  optimizer=_optimizer(cfg))
 

@@ -93,7 +93,7 @@ def test_training_lowers_the_loss_and_exports_a_usable_model(tiny_store, tiny_co
 
 def test_grad_accumulation_matches_one_big_batch(tiny_store, tiny_config, trained_vae):
     """Two micro-batches of 2 give the update of one batch of 4 made of the same samples."""
-    from nowcast.training.engine import Dist, train
+    from nowcast.training.loop import Dist, train
     from nowcast.training.stages import build_stage
 
     def one_step(batch, accum):
@@ -123,7 +123,7 @@ def test_grad_accumulation_matches_one_big_batch(tiny_store, tiny_config, traine
     s2.sample, s2.compute = (lambda s, k, r: halves[k]), compute_for(ldm2)
     for stage, cfg in ((s4, cfg4), (s2, cfg2)):
         stage.optimizer = lambda params: torch.optim.SGD(params, lr=1.0)   # the update is the gradient
-        train(cfg, stage, None, Dist(), torch.device("cpu"), progress=False)
+        train(cfg.loop_settings(), stage, None, Dist(), torch.device("cpu"), progress=False)
     before = build_stage(cfg4, tiny_store, torch.device("cpu"), progress=False).params["ldm"]
     moved = 0
     for a, b, p0 in zip(s4.params["ldm"], s2.params["ldm"], before):
