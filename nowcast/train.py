@@ -20,8 +20,8 @@ A trained denoiser can be trained further (a longer schedule, other data) in a n
 starts from it: add ``--warm-start <model file or ldm run dir>`` (same UNet, diffusion and VAE).
 
 Without ``--data`` the cached synthetic SEVIR-LR store is used (built on first use, with a message).
-Each run writes ``runs/NNNNN-<name>/`` (config.json, log.txt, metrics.json, checkpoints or
-state.pt, and the result: model.pt, or solver.pt for ``spanlift``); running the same command
+Each run writes ``runs/NNNNN-<name>/`` (config.json, log.txt, metrics.json, checkpoints,
+and the result: model.pt, or solver.pt for ``spanlift``); running the same command
 again resumes the newest run of that name and configuration, continuing where it stopped. Under
 ``torchrun --nproc_per_node N`` the vae/ldm/align batch is spread over N processes (gloo on CPU,
 NCCL on GPU). Bad options or files: one message, exit status 2.

@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 import torch
 
-from ..solvers.matching import Batch, FreshTeacher, MatchingConfig, train_endpoint_matching
+from ..solvers.matching import Batch, FreshTeacher
+from ..training.matching import MatchingConfig, train_endpoint_matching
 from ..solvers.registry import get_solver, load_learned_solver, parse_solver_spec, save_solver
 from ..solvers.rollout import rollout
 from ..solvers.schedules import edm_sigmas

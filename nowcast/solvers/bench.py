@@ -28,7 +28,8 @@ import torch
 from ..foundation.cli import HelpFormatter
 from ..foundation.files import atomic_write_text
 from ..foundation.provenance import provenance_lines, run_provenance
-from .matching import Batch, MatchingConfig, TeacherPool, train_endpoint_matching
+from ..training.matching import MatchingConfig, train_endpoint_matching
+from .matching import Batch, TeacherPool
 from .registry import get_solver
 from .rollout import rollout
 from .schedules import get_schedule

@@ -33,7 +33,8 @@ def find_resumable(runs_dir: str | os.PathLike, name: str, config: dict) -> Path
             saved = json.loads((d / "config.json").read_text())
         except (OSError, ValueError):
             continue
-        resumable = latest_checkpoint(d) is not None or (d / "state.pt").is_file()   # state.pt: spanlift
+        # state.pt: a spanlift run of an earlier version, found so that it is refused with a message
+        resumable = latest_checkpoint(d) is not None or (d / "state.pt").is_file()
         if _comparable(saved) == _comparable(config) and resumable:
             return d
     return None

@@ -14,7 +14,7 @@ context latents of a window, and its endpoint is compared with a target:
 
 The loss (:mod:`.losses`) compares latents (``mse``) or decoded frames (``inception``,
 ``lpips``). Training is :func:`nowcast.solvers.matching.train_endpoint_matching` (gradient
-checkpointing through the rollout, validation, best state kept, resumable ``state.pt``); at the end
+checkpointing through the rollout, validation, best state kept, resumable checkpoints of the one training loop); at the end
 ``solver.pt`` is written to the run directory with the metadata sampling needs.
 """
 
@@ -31,10 +31,11 @@ from ..foundation.config import DictRoundTrip
 from ..data.windows import WindowDataset, window_frames
 from ..models.ldm import member_noise
 from ..models.model_files import load_model, resolve_model, resolve_solver
-from ..solvers.matching import Batch, MatchingConfig, TeacherPool, train_endpoint_matching
+from ..solvers.matching import Batch, TeacherPool
 from ..solvers.registry import LEARNED_SOLVERS, get_solver, parse_solver_spec, save_solver
 from ..solvers.rollout import rollout
 from .losses import LOSS_SPACE, endpoint_loss
+from .matching import MatchingConfig, train_endpoint_matching
 from .students import build_student, load_base
 from .teacher_cache import TeacherCache, cache_key, noise_seed, window_of
 
@@ -225,7 +226,7 @@ class SolverJob:
             return self.observed_batch(torch.stack([window_frames(data[w]) for w in windows]), noise)
 
     def run(self, cfg, run_dir: str | Path, progress: bool = True, log: Callable[[str], None] = print):
-        """Train (resuming ``run_dir/state.pt`` if there) and write ``run_dir/solver.pt``."""
+        """Train (resuming an unfinished run in ``run_dir``) and write ``run_dir/solver.pt``."""
         s = self.section
         if s.target == "teacher":
             pool = self.teacher_pairs("train", s.teacher_samples or cfg.max_steps * cfg.batch_size, progress, log)

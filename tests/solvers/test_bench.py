@@ -4,7 +4,7 @@
 import pytest
 
 from nowcast.solvers import bench
-from nowcast.solvers.matching import MatchingConfig
+from nowcast.training.matching import MatchingConfig
 
 TINY = bench.BenchSettings(
     size=8, nfes=(3,), train_pool=32, val_size=16, test_size=16, teacher_steps=32,

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from nowcast.solvers import DyWeight, SpanLift, edm_sigmas, get_solver, load_solver, rollout, save_solver
-from nowcast.solvers.matching import (Batch, FreshTeacher, MatchingConfig, TeacherPool,
-                                      evaluate_endpoint, get_loss, train_endpoint_matching)
+from nowcast.solvers.matching import Batch, FreshTeacher, TeacherPool, evaluate_endpoint
+from nowcast.training.losses import endpoint_loss
+from nowcast.training.matching import MatchingConfig, train_endpoint_matching
 from nowcast.solvers.span import out_of_span_fraction, span_analysis
 from nowcast.solvers.testbeds import grf_mixture
 
@@ -82,21 +83,21 @@ def test_training_resumes_after_a_kill(problem, tmp_path):
     cfg = MatchingConfig(iterations=20, batch_size=8, lr=1e-2, afs=True, val_every=5, save_every=5)
     first = DyWeight(K)
     train_endpoint_matching(first, tb, edm_sigmas(K), pool, val, cfg, run_dir=tmp_path)
-    saved = torch.load(tmp_path / "state.pt", weights_only=True)
-    assert saved["iteration"] == 20
+    saved = torch.load(tmp_path / "checkpoints" / "step-0000020.pt", weights_only=True)
+    assert saved["step"] == 20 and saved["generator"] is not None and saved["best"] is not None
     # a longer run in the same directory continues from iteration 20 with the saved optimiser state
     resumed = DyWeight(K)
     res = train_endpoint_matching(resumed, tb, edm_sigmas(K), pool, val,
                                   MatchingConfig(**{**cfg.__dict__, "iterations": 30}), run_dir=tmp_path)
     its = [h["iteration"] for h in res.history]
     assert its == sorted(its) and its.count(20) == 1 and its[-1] == 30 and 0 in its
-    assert json.loads((tmp_path / "metrics.json").read_text())["config"]["iterations"] == 30
+    assert json.loads((tmp_path / "metrics.json").read_text())["final"]["step"] == 30
 
 
 def test_unknown_loss_and_untrainable_solver(problem):
     tb, pool, val = problem
     with pytest.raises(ValueError, match="available"):
-        get_loss("perceptual")
+        endpoint_loss("perceptual")
     with pytest.raises(ValueError, match="no trainable"):
         train_endpoint_matching(get_solver("euler"), tb, edm_sigmas(K), pool, val)
 

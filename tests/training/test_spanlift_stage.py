@@ -45,12 +45,12 @@ def test_cli_trains_writes_a_solver_and_resumes_bit_identically(tiny_model_file,
     runs_b = list((tmp_path / "b").iterdir())
     assert len(runs_b) == 1
     solver_b, _ = load_solver(runs_b[0] / "solver.pt")
-    state = torch.load(runs_b[0] / "state.pt", weights_only=True)
-    assert state["iteration"] == 4
+    state = torch.load(runs_b[0] / "checkpoints" / "step-0000004.pt", weights_only=True)
+    assert state["step"] == 4
     for k, v in solver_a.state_dict().items():
         torch.testing.assert_close(solver_b.state_dict()[k], v, rtol=0, atol=0)
-    hist = json.loads((runs_b[0] / "metrics.json").read_text())["history"]
-    assert [h["iteration"] for h in hist] == [0, 1, 2, 3, 4]
+    hist = json.loads((runs_b[0] / "metrics.json").read_text())["validation"]
+    assert [h["step"] for h in hist] == [0, 1, 2, 3, 4]
 
 
 def test_bad_options_exit_2_without_a_run(tiny_model_file, tiny_store, tmp_path, capsys):
