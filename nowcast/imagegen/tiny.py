@@ -15,8 +15,8 @@ the configuration; loaded without executing code by :func:`load_tiny_edm`).
 from __future__ import annotations
 
 import copy
+import json
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -25,6 +25,8 @@ import torch
 from torch import nn
 
 from ..checkpoints import load_checkpoint, save_checkpoint
+from ..training.loop import LoopSettings, LRSchedule, Stage, train
+from ..training.runs import RunDir
 from ..solvers.denoisers import EDMPrecond
 
 __all__ = ["TinyEDMConfig", "ResidualMLP", "build_tiny_edm", "train_tiny_edm", "load_tiny_edm", "edm_loss"]
@@ -137,62 +139,53 @@ def train_tiny_edm(images: torch.Tensor, cfg: TinyEDMConfig, run_dir: str | Path
     cfg : TinyEDMConfig
         ``cfg.shape`` must equal the image shape.
     run_dir : path-like
-        ``state.pt`` (resumable) and ``model.pt`` (EMA weights) go here.
+        The run directory (checkpoints, metrics, log; resumable) and ``model.pt`` (EMA weights).
     progress : bool
         tqdm progress bar.
     log : callable, optional
-        Receives a line every ``checkpoint_every`` steps.
+        Receives a line every ``checkpoint_every`` steps (the mean losses are in ``metrics.json``).
     """
     if tuple(images.shape[1:]) != tuple(cfg.shape):
         raise ValueError(f"images have shape {tuple(images.shape[1:])}, the config says {cfg.shape}")
     run_dir = Path(run_dir)
+    if (run_dir / "state.pt").is_file() and not (run_dir / "checkpoints").is_dir():
+        raise ValueError(f"{run_dir} holds a run of an earlier nowcast (state.pt); its format is not resumed: "
+                         "start a new run in another directory")
     run_dir.mkdir(parents=True, exist_ok=True)
     den = build_tiny_edm(cfg)
     ema = copy.deepcopy(den).requires_grad_(False)
-    opt = torch.optim.Adam(den.parameters(), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    start, seconds = 0, 0.0
-    state_path = run_dir / "state.pt"
-    if state_path.exists():
-        st = load_checkpoint(state_path)
-        den.load_state_dict(st["model"])
-        ema.load_state_dict(st["ema"])
-        opt.load_state_dict(st["optimizer"])
-        gen.set_state(st["generator"])
-        start, seconds = st["step"], st["seconds"]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.steps, initial=start, desc="train tiny EDM", unit="step")
-    t0, losses = time.perf_counter(), []
-    for step in range(start + 1, cfg.steps + 1):
-        idx = torch.randint(len(images), (cfg.batch_size,), generator=gen)
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr * min(1.0, step / max(1, cfg.warmup))
-        loss = edm_loss(den, images[idx], gen, cfg.p_mean, cfg.p_std)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    def update_ema() -> None:
         with torch.no_grad():
             for pe, pm in zip(ema.parameters(), den.parameters()):
                 pe.lerp_(pm, 1 - cfg.ema)
+
+    losses: list = []
+
+    def compute(x0, step, gen):
+        loss = edm_loss(den, x0, gen, cfg.p_mean, cfg.p_std)
         losses.append(loss.item())
-        if bar is not None:
-            bar.update(1)
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            seconds += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            save_checkpoint({"model": den.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
-                             "generator": gen.get_state(), "step": step, "seconds": seconds}, state_path)
-            if log is not None:
-                log(f"step {step}: loss {sum(losses) / len(losses):.4f} ({seconds:.0f} s)")
-            losses = []
-    if bar is not None:
-        bar.close()
+        return {"model": loss}, {"loss": losses[-1]}
+
+    def validate(step: int) -> dict:                 # the mean training loss since the last line
+        mean = sum(losses) / max(1, len(losses))
+        losses.clear()
+        if log is not None:
+            log(f"step {step}: loss {mean:.4f}")
+        return {"loss": mean}
+
+    stage = Stage(modules={"model": den, "ema": ema}, params={"model": list(den.parameters())}, compute=compute,
+                  draw=lambda gen: images[torch.randint(len(images), (cfg.batch_size,), generator=gen)],
+                  optimizers={"model": torch.optim.Adam(den.parameters(), lr=cfg.lr)},
+                  lr=LRSchedule(cfg.steps, max(1, cfg.warmup), ramp_first=True), after_step=update_ema,
+                  validate=validate)
+    settings = LoopSettings(max_steps=cfg.steps, seed=cfg.seed, grad_clip=0.0, log_every=cfg.checkpoint_every,
+                            ckpt_every=cfg.checkpoint_every, val_every=cfg.checkpoint_every, name="tiny EDM",
+                            config=json.dumps(_config_dict(cfg)))
+    metrics = train(settings, stage, RunDir(run_dir), progress=progress)
     out = run_dir / "model.pt"
     save_checkpoint({"kind": "tiny-edm", "config": _config_dict(cfg), "weights": ema.state_dict(),
-                     "train_seconds": seconds, "steps": cfg.steps}, out)
+                     "train_seconds": metrics["final"]["wall_time_s"], "steps": cfg.steps}, out)
     return out
 
 
