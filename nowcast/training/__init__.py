@@ -3,7 +3,8 @@
 Modules
 -------
 loop
-    The one training loop: gradient accumulation, bf16 autocast on GPU, DDP under ``torchrun``,
+    The one training loop (with :mod:`.recipe`: Stage, LoopSettings, LRSchedule; :mod:`.distributed`):
+    gradient accumulation, bf16 autocast on GPU, DDP under ``torchrun``,
     per-step or carried randomness, the learning-rate schedule, periodic validation (keeping the
     best state where asked), checkpoints, deterministic resume, metrics, progress bar.
 config

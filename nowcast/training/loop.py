@@ -24,17 +24,16 @@ the run directory.
 from __future__ import annotations
 
 import copy
-import math
-import os
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 
 from ..checkpoints import checkpoint_path, latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from .distributed import Dist
+from .recipe import LoopSettings, LRSchedule, Stage
 
 __all__ = ["LoopSettings", "LRSchedule", "Stage", "Dist", "step_seed", "train"]
 
@@ -44,198 +43,6 @@ def step_seed(seed: int, *keys: int) -> int:
     import numpy as np
 
     return int(np.random.SeedSequence([int(seed), *(int(k) for k in keys)]).generate_state(2, np.uint64)[0] >> 1)
-
-
-@dataclass(frozen=True)
-class LRSchedule:
-    """Linear warm-up, then a constant rate or a cosine decay.
-
-    ``schedule(step, base)`` is the rate of optimiser step ``step`` (0-based) for a parameter group
-    whose rate is ``base``.
-
-    Attributes
-    ----------
-    total : int
-        Steps of the run (the cosine reaches its end there).
-    warmup : int
-        Warm-up steps (0: none).
-    start : float
-        Where the warm-up starts, as a fraction of ``base``: 0 ramps ``base·(s + 1)/warmup``
-        (reaching ``base`` on the last warm-up step), ``start > 0`` ramps
-        ``base·(start + (1 − start)·s/warmup)`` (DyWeight's protocol: 0.1).
-    final : float
-        The cosine's end as a fraction of ``base``.
-    cosine : bool
-        Decay by a half cosine after the warm-up (else constant).
-    ramp_first : bool
-        Compute the zero-start ramp as ``base·((s + 1)/warmup)`` (the tiny image model's recipe;
-        the same rate up to rounding).
-    """
-
-    total: int
-    warmup: int = 0
-    start: float = 0.0
-    final: float = 0.0
-    cosine: bool = False
-    ramp_first: bool = False
-
-    def __call__(self, step: int, base: float) -> float:
-        """The rate of optimiser step ``step`` for a group of rate ``base``."""
-        if self.warmup and step < self.warmup:
-            if self.start:
-                return base * (self.start + (1 - self.start) * step / self.warmup)
-            return base * ((step + 1) / self.warmup) if self.ramp_first else base * (step + 1) / self.warmup
-        if not self.cosine:
-            return base
-        frac = (step - self.warmup) / max(1, self.total - self.warmup)
-        return base * (self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
-
-
-@dataclass(frozen=True)
-class LoopSettings:
-    """How the loop runs (what it trains is the :class:`Stage`).
-
-    Attributes
-    ----------
-    max_steps : int
-        Optimiser steps of the run.
-    seed : int
-        Seed of every random draw.
-    grad_accum : int
-        Micro-batches per optimiser step (``sample`` stages).
-    grad_clip : float
-        Gradient-norm clipping per optimiser (≤ 0: none).
-    precision : str
-        ``auto`` (bf16 autocast on GPU), ``bf16`` or ``fp32``.
-    num_workers : int
-        ``DataLoader`` workers of ``sample`` stages.
-    log_every, ckpt_every, val_every : int
-        Steps between metrics lines, checkpoints and validations (``val_every`` 0: only at the end).
-    keep_checkpoints : int
-        Checkpoints kept in the run directory.
-    name : str
-        Progress-bar label.
-    config : str
-        JSON of the configuration, recorded in every checkpoint.
-    """
-
-    max_steps: int
-    seed: int = 0
-    grad_accum: int = 1
-    grad_clip: float = 1.0
-    precision: str = "fp32"
-    num_workers: int = 0
-    log_every: int = 10
-    ckpt_every: int = 200
-    val_every: int = 0
-    keep_checkpoints: int = 2
-    name: str = "train"
-    config: str = ""
-
-
-@dataclass
-class Stage:
-    """What :func:`train` trains.
-
-    Attributes
-    ----------
-    modules : dict of str to nn.Module
-        Everything whose state is checkpointed (trained networks, EMA, discriminator, solvers).
-    params : dict of str to list
-        Trained parameters per optimiser name.
-    compute : callable
-        ``compute(batch, step, generator) → (losses, logs)``: ``losses`` maps optimiser names to
-        scalar losses (each backpropagated into its own parameters only), ``logs`` scalar floats.
-    sample : callable, optional
-        ``sample(step, micro, rank) → batch``, deterministic in its arguments (runs in workers).
-    draw : callable, optional
-        ``draw(generator) → batch`` from the run's carried generator (instead of ``sample``).
-    optimizer : callable, optional
-        ``optimizer(params) → torch.optim.Optimizer`` for each name in ``params`` (or give
-        ``optimizers`` built already).
-    lr : callable, optional
-        ``lr(step, base) → rate`` (an :class:`LRSchedule`); default: each group keeps its rate.
-    validate : callable, optional
-        ``validate(step) → dict`` of metrics (rank 0).
-    validate_at_start : bool
-        Also validate the untrained state (step 0) of a new run.
-    keep_best : str, optional
-        A key of ``validate``'s result: the modules' state where it was lowest is kept and restored
-        at the end (a learned solver then never ends worse than its start).
-    export : callable, optional
-        ``export(path, meta)`` writes the usable model (``model.pt``) with every checkpoint.
-    after_step : callable, optional
-        Called after each optimiser step (EMA updates).
-    extra_state : dict
-        Further objects with ``state_dict``/``load_state_dict`` saved with the run (batch sources).
-    """
-
-    modules: dict
-    params: dict
-    compute: Callable
-    sample: Callable | None = None
-    draw: Callable | None = None
-    optimizer: Callable | None = None
-    optimizers: dict = field(default_factory=dict)
-    lr: Callable | None = None
-    validate: Callable | None = None
-    validate_at_start: bool = False
-    keep_best: str | None = None
-    export: Callable | None = None
-    after_step: Callable | None = None
-    extra_state: dict = field(default_factory=dict)
-
-
-@dataclass
-class Dist:
-    """Process group facts (a single process when not launched by ``torchrun``)."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @classmethod
-    def from_env(cls, device_type: str) -> "Dist":
-        """Join the process group ``torchrun`` describes in the environment, if any."""
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
-            return cls()
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
-        return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-    @property
-    def main(self) -> bool:
-        """Rank 0."""
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        """Wait for every process."""
-        if self.world > 1:
-            torch.distributed.barrier()
-
-    def broadcast(self, obj):
-        """Rank 0's ``obj`` on every rank."""
-        if self.world == 1:
-            return obj
-        box = [obj]
-        torch.distributed.broadcast_object_list(box, src=0)
-        return box[0]
-
-    def average_gradients(self, params: list) -> None:
-        """Average ``.grad`` of ``params`` over processes (missing gradients count as zero)."""
-        if self.world == 1 or not params:
-            return
-        from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
-
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        flat = _flatten_dense_tensors(grads)
-        torch.distributed.all_reduce(flat)
-        flat /= self.world
-        for p, g in zip(params, _unflatten_dense_tensors(flat, grads)):
-            p.grad = g.clone() if p.grad is None else p.grad.copy_(g)
 
 
 class _StepBatches(torch.utils.data.Dataset):
