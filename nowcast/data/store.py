@@ -171,6 +171,61 @@ def _exists(store: str) -> bool:
     return fs.exists(path) and (not fs.isdir(path) or bool(fs.ls(path)))
 
 
+def _open_or_create(store: str, rows, config: BuildConfig, reader, source: str) -> np.ndarray:
+    """The ``done`` flags of an existing store of the same events and options, or of a new skeleton.
+
+    Raises
+    ------
+    ValueError
+        When ``store`` exists but is not a nowcast store, or was built from other events or options
+        (nothing is overwritten).
+    """
+    import xarray as xr
+    import zarr
+
+    fp = _fingerprint(rows, config)
+    existing = None
+    if _exists(store):
+        try:
+            existing = xr.open_zarr(store, consolidated=False)
+        except (FileNotFoundError, KeyError, ValueError, zarr.errors.GroupNotFoundError):
+            # never overwrite something that is not one of our stores: nothing may be lost
+            raise ValueError(f"{store} exists and is not a nowcast store (or its skeleton was cut "
+                             "short); remove it or choose another output path") from None
+    if existing is not None and existing.attrs.get("fingerprint") != fp:
+        raise ValueError(f"{store} exists but was built from other events or options; "
+                         "remove it or choose another output path")
+    if existing is not None:
+        return existing["done"].values.astype(bool)
+    shape = _event_shape(reader, rows.iloc[0], config.lr)
+    _skeleton(rows, config, shape, source, fp).to_zarr(store, mode="w", compute=False,
+                                                       consolidated=False, zarr_format=2)
+    return np.zeros(len(rows), bool)
+
+
+def _write_events(store: str, reader, rows, todo: list, lr: bool, summary: "BuildSummary", progress: bool,
+                  on_event) -> None:
+    """Write the events ``todo`` (16 at a time through dask), counting them in ``summary``."""
+    import dask
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=summary.events, initial=summary.skipped_done, desc="events", unit="event")
+    for start in range(0, len(todo), 16):
+        batch = todo[start:start + 16]
+        sizes = dask.compute(*[dask.delayed(_write_event)(store, reader, rows.iloc[i], i, lr) for i in batch])
+        for i, nbytes in zip(batch, sizes):
+            summary.written += 1
+            summary.bytes += nbytes
+            if bar is not None:
+                bar.update(1)
+            if on_event is not None:
+                on_event(i)
+    if bar is not None:
+        bar.close()
+
+
 def build_store(source: str, store: str, config: BuildConfig = BuildConfig(), *,
                 scheduler: Optional[str] = None, progress: bool = False,
                 on_event: Optional[Callable[[int], None]] = None) -> BuildSummary:
@@ -201,8 +256,6 @@ def build_store(source: str, store: str, config: BuildConfig = BuildConfig(), *,
         If no event survives the filters, or the store exists but was built from other events
         or options.
     """
-    import dask
-    import xarray as xr
     import zarr
 
     t0 = _time.perf_counter()
@@ -210,26 +263,8 @@ def build_store(source: str, store: str, config: BuildConfig = BuildConfig(), *,
     rows, dropped = _select(read_catalog(f"{source.rstrip('/')}/CATALOG.csv"), config)
     if rows.empty:
         raise ValueError(f"no event of {source} passes the filters ({asdict(config)})")
-    fp = _fingerprint(rows, config)
     reader = SevirReader(source)
-    existing = None
-    if _exists(store):
-        try:
-            existing = xr.open_zarr(store, consolidated=False)
-        except (FileNotFoundError, KeyError, ValueError, zarr.errors.GroupNotFoundError):
-            # never overwrite something that is not one of our stores: nothing may be lost
-            raise ValueError(f"{store} exists and is not a nowcast store (or its skeleton was cut "
-                             "short); remove it or choose another output path") from None
-    if existing is not None and existing.attrs.get("fingerprint") != fp:
-        raise ValueError(f"{store} exists but was built from other events or options; "
-                         "remove it or choose another output path")
-    if existing is None:
-        shape = _event_shape(reader, rows.iloc[0], config.lr)
-        _skeleton(rows, config, shape, source, fp).to_zarr(store, mode="w", compute=False,
-                                                           consolidated=False, zarr_format=2)
-        done = np.zeros(len(rows), bool)
-    else:
-        done = existing["done"].values.astype(bool)
+    done = _open_or_create(store, rows, config, reader, source)
     todo = [i for i in range(len(rows)) if not done[i]]
     summary = BuildSummary(events=len(rows), skipped_done=int(done.sum()), dropped=dropped)
     client = None
@@ -237,23 +272,7 @@ def build_store(source: str, store: str, config: BuildConfig = BuildConfig(), *,
         from dask.distributed import Client
         client = Client(scheduler)
     try:
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=len(rows), initial=int(done.sum()), desc="events", unit="event")
-        for start in range(0, len(todo), 16):
-            batch = todo[start:start + 16]
-            tasks = [dask.delayed(_write_event)(store, reader, rows.iloc[i], i, config.lr) for i in batch]
-            sizes = dask.compute(*tasks)
-            for i, nbytes in zip(batch, sizes):
-                summary.written += 1
-                summary.bytes += nbytes
-                if bar is not None:
-                    bar.update(1)
-                if on_event is not None:
-                    on_event(i)
-        if bar is not None:
-            bar.close()
+        _write_events(store, reader, rows, todo, config.lr, summary, progress, on_event)
     finally:
         if client is not None:
             client.close()
