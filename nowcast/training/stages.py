@@ -230,15 +230,8 @@ def _ldm_stage(cfg: TrainConfig, store: str, device: torch.device, progress: boo
     _, ucfg, dcfg, _ = model_configs(cfg, frame_size(store))
     if vae.cfg.to_dict() != VAEConfig.from_dict(cfg.vae).to_dict():
         raise ValueError(f"the VAE in {cfg.init} does not match the config's vae section")
-    task = get_task(cfg.task)
     data = WindowDataset(store, cfg.task, "train", augment=cfg.augment and not cfg.latent_cache, seed=cfg.seed)
-    if cfg.latent_cache:
-        mean, std = _latent_cache(vae, data, device, progress)
-    else:
-        some = [data[int(i)] for i in np.linspace(0, len(data) - 1, min(len(data), 32)).round()]
-        with torch.no_grad():
-            post = vae.encode(torch.cat([window_frames(it)[:, None] for it in some]).to(device))
-        mean, std = post.mean.cpu(), post.std.cpu()
+    mean, std = _latent_statistics(cfg, vae, data, device, progress)
     src = None
     if cfg.warm_start is not None:
         src, dcfg = _warm_start(cfg, vae, ucfg, dcfg, device)
@@ -253,12 +246,38 @@ def _ldm_stage(cfg: TrainConfig, store: str, device: torch.device, progress: boo
             ldm.logvar.copy_(src.ldm.logvar)
     ema = EMA(ldm, cfg.ema_decay).to(device)
     trained = [p for p in ldm.parameters() if p.requires_grad]
-    if cfg.latent_cache:
-        stride = cfg.train_stride or task.stride
-        starts = np.arange(0, mean.shape[1] - task.seq_len + 1, stride)
-        guess = _first_guess_cache(ldm, data, starts, device, progress) if dcfg.first_guess else None
+    sample, compute = (_latent_batches(cfg, ldm, data, mean, std, device, progress) if cfg.latent_cache
+                       else _frame_batches(cfg, ldm, data))
+    validate = _forecast_validation(cfg, ldm, ema, _val_windows(store, cfg), device)
+    extra = _ldm_provenance(cfg, src)
 
-        def sample(step, micro, rank):
+    def export(path, meta):
+        with ema.swapped(ldm):
+            save_model(path, ldm, cfg.task, meta={**meta, **extra})
+
+    return Stage(modules={"ldm": ldm, "ema": ema}, params={"ldm": trained}, sample=sample, compute=compute,
+                 lr=cfg.schedule(),
+                 validate=validate, export=export, after_step=lambda: ema.update(ldm), optimizer=_optimizer(cfg))
+
+
+def _latent_statistics(cfg: TrainConfig, vae, data, device, progress: bool) -> tuple:
+    """``(mean, std)`` of the VAE posterior: of every training window (the latent cache), or of 32."""
+    if cfg.latent_cache:
+        return _latent_cache(vae, data, device, progress)
+    some = [data[int(i)] for i in np.linspace(0, len(data) - 1, min(len(data), 32)).round()]
+    with torch.no_grad():
+        post = vae.encode(torch.cat([window_frames(it)[:, None] for it in some]).to(device))
+    return post.mean.cpu(), post.std.cpu()
+
+
+def _latent_batches(cfg: TrainConfig, ldm, data, mean, std, device, progress: bool) -> tuple:
+    """``(sample, compute)`` on cached latents (and first guesses)."""
+    task = get_task(cfg.task)
+    stride = cfg.train_stride or task.stride
+    starts = np.arange(0, mean.shape[1] - task.seq_len + 1, stride)
+    guess = _first_guess_cache(ldm, data, starts, device, progress) if ldm.cfg.first_guess else None
+
+    def sample(step, micro, rank):
             rng = np.random.default_rng(step_seed(cfg.seed, step, micro, rank, 2))
             ev = rng.integers(mean.shape[0], size=cfg.batch_size)
             si = rng.integers(len(starts), size=cfg.batch_size)
@@ -270,20 +289,32 @@ def _ldm_stage(cfg: TrainConfig, store: str, device: torch.device, progress: boo
                 z_c = torch.cat([z_c, torch.stack([guess[int(e), int(i)] for e, i in zip(ev, si)])], dim=1)
             return {"z_c": z_c, "mu": m[:, task.in_len:], "std": sd[:, task.in_len:]}
 
-        def compute(b, step, generator):
-            z_0 = b["mu"] + b["std"] * torch.randn(b["mu"].shape, generator=generator).to(b["mu"].device)
-            loss, parts = ldm.loss_latents(b["z_c"], z_0, generator)
-            return {"ldm": loss}, {"loss": loss.detach(), **parts}
-    else:
-        def sample(step, micro, rank):
-            rng = np.random.default_rng(step_seed(cfg.seed, step, micro, rank, 2))
-            return torch.stack([window_frames(data[int(i)]) for i in rng.integers(len(data), size=cfg.batch_size)])
+    def compute(b, step, generator):
+        z_0 = b["mu"] + b["std"] * torch.randn(b["mu"].shape, generator=generator).to(b["mu"].device)
+        loss, parts = ldm.loss_latents(b["z_c"], z_0, generator)
+        return {"ldm": loss}, {"loss": loss.detach(), **parts}
 
-        def compute(x, step, generator):
-            loss, parts = ldm.loss(x[:, :task.in_len], x[:, task.in_len:], generator)
-            return {"ldm": loss}, {"loss": loss.detach(), **parts}
+    return sample, compute
 
-    val = _val_windows(store, cfg)
+
+def _frame_batches(cfg: TrainConfig, ldm, data) -> tuple:
+    """``(sample, compute)`` on frames, encoded every step."""
+    task = get_task(cfg.task)
+
+    def sample(step, micro, rank):
+        rng = np.random.default_rng(step_seed(cfg.seed, step, micro, rank, 2))
+        return torch.stack([window_frames(data[int(i)]) for i in rng.integers(len(data), size=cfg.batch_size)])
+
+    def compute(x, step, generator):
+        loss, parts = ldm.loss(x[:, :task.in_len], x[:, task.in_len:], generator)
+        return {"ldm": loss}, {"loss": loss.detach(), **parts}
+
+    return sample, compute
+
+
+def _forecast_validation(cfg: TrainConfig, ldm, ema, val: list, device):
+    """``validate(step)``: scores of EMA forecasts (DDIM, ``val_steps``) of the validation windows."""
+    task = get_task(cfg.task)
 
     @torch.no_grad()
     def validate(step):
@@ -301,21 +332,20 @@ def _ldm_stage(cfg: TrainConfig, store: str, device: torch.device, progress: boo
             ldm.train()
         return _scores(acc)
 
+    return validate
+
+
+def _ldm_provenance(cfg: TrainConfig, src) -> dict:
+    """What an exported nowcaster records of its VAE and, when warm-started, of its starting denoiser."""
+    from ..foundation.provenance import file_digest
+
     vae_meta = read_meta(cfg.init)
-    vae_meta = vae_meta.get("vae", vae_meta)      # init from a nowcaster: the provenance of its VAE
-    extra = {"vae": vae_meta}
-    if src is not None:                           # the steps and time the denoiser had before this run
+    extra = {"vae": vae_meta.get("vae", vae_meta)}      # init from a nowcaster: the provenance of its VAE
+    if src is not None:                                  # the steps and time the denoiser had before this run
         extra["warm_start"] = {k: src.meta.get(k) for k in ("steps", "wall_time_s", "commit", "command",
                                                             "warm_start")}
-        extra["warm_start"]["model"] = str(src.path)
-
-    def export(path, meta):
-        with ema.swapped(ldm):
-            save_model(path, ldm, cfg.task, meta={**meta, **extra})
-
-    return Stage(modules={"ldm": ldm, "ema": ema}, params={"ldm": trained}, sample=sample, compute=compute,
-                 lr=cfg.schedule(),
-                 validate=validate, export=export, after_step=lambda: ema.update(ldm), optimizer=_optimizer(cfg))
+        extra["warm_start"].update(model=src.path.name, model_sha256=file_digest(src.path))
+    return extra
 
 
 # -- align -----------------------------------------------------------------------------------------
