@@ -175,29 +175,36 @@ def run_image_benchmark(s: ImageBenchSettings, log=print) -> dict:
             rec = {"solver": solver, "schedule": sched, "afs": False, **sc}
             records.append(rec)
             log(f"NFE {nfe} {solver:9s} " + " ".join(f"{k} {v:.4g}" for k, v in rec.items() if isinstance(v, float)))
-        dyw_path = None
-        for solver in LEARNED:
-            cfg = ImageSolverConfig(solver=solver, nfe=nfe, loss=s.loss, teacher=s.train_teacher,
-                                    iterations=s.iterations, batch_size=s.batch_size, seed=s.seed,
-                                    base=str(dyw_path) if solver == "spanlift" else "ipndm")
-            run = Path(s.work_dir) / f"{s.data}-{Path(model_path).parent.name}-{solver}-nfe{nfe}-{s.loss}"
-            t1 = time.perf_counter()
-            learned, result = train_image_solver(den, shape, cfg, run_dir=run, progress=sys.stderr.isatty())
-            train_s = time.perf_counter() - t1
-            if solver == "dyweight":
-                dyw_path = run / "solver.pt"
-            sc = score({"record": solver, "run": run.name, "config": asdict(cfg), "nfe": nfe},
-                       partial(sample_images, den, noise, edm_sigmas(nfe + 1), learned, afs=True), teacher_x)
-            rec = {"solver": solver, "schedule": "edm", "afs": True,
-                   "base": "dyweight" if solver == "spanlift" else None, **sc,
-                   "train_seconds": round(result.seconds, 1), "wall_seconds": round(train_s, 1),
-                   "val_rmse": [result.init_val ** 0.5, result.best_val ** 0.5]}
-            records.append(rec)
-            log(f"NFE {nfe} {solver:9s} " + " ".join(f"{k} {v:.4g}" for k, v in rec.items() if isinstance(v, float)))
+        records += _learned_records(s, den, shape, model_path, nfe, noise, teacher_x, score, log)
     settings = asdict(s)
     settings["nfes"] = list(s.nfes)
     return {"settings": settings, "model": model_path, "classifier_accuracy": acc, "real_data": real,
             "records": records}
+
+
+def _learned_records(s: ImageBenchSettings, den, shape, model_path: str, nfe: int, noise, teacher_x, score,
+                     log) -> list:
+    """DyWeight, then SpanLift on the trained DyWeight, at ``nfe``: trained (or found trained), scored."""
+    records, dyw_path = [], None
+    for solver in LEARNED:
+        cfg = ImageSolverConfig(solver=solver, nfe=nfe, loss=s.loss, teacher=s.train_teacher,
+                                iterations=s.iterations, batch_size=s.batch_size, seed=s.seed,
+                                base=str(dyw_path) if solver == "spanlift" else "ipndm")
+        run = Path(s.work_dir) / f"{s.data}-{Path(model_path).parent.name}-{solver}-nfe{nfe}-{s.loss}"
+        t1 = time.perf_counter()
+        learned, result = train_image_solver(den, shape, cfg, run_dir=run, progress=sys.stderr.isatty())
+        train_s = time.perf_counter() - t1
+        if solver == "dyweight":
+            dyw_path = run / "solver.pt"
+        sc = score({"record": solver, "run": run.name, "config": asdict(cfg), "nfe": nfe},
+                   partial(sample_images, den, noise, edm_sigmas(nfe + 1), learned, afs=True), teacher_x)
+        rec = {"solver": solver, "schedule": "edm", "afs": True,
+               "base": "dyweight" if solver == "spanlift" else None, **sc,
+               "train_seconds": round(result.seconds, 1), "wall_seconds": round(train_s, 1),
+               "val_rmse": [result.init_val ** 0.5, result.best_val ** 0.5]}
+        records.append(rec)
+        log(f"NFE {nfe} {solver:9s} " + " ".join(f"{k} {v:.4g}" for k, v in rec.items() if isinstance(v, float)))
+    return records
 
 
 def _acceptance(records: list, nfes=(3, 4, 5)) -> dict:
