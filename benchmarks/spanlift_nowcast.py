@@ -135,7 +135,7 @@ def _fmt(v, digits=4):
     return "—" if v is None else f"{v:.{digits}f}"
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="default")
     p.add_argument("--data", default=None, help="store (default: the cached synthetic SEVIR-LR store)")
@@ -154,11 +154,11 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
-    meta = provenance("python benchmarks/spanlift_nowcast.py " + " ".join(sys.argv[1:] if argv is None else argv))
-    store = args.data or synthetic_store()
-    model = load_model(args.model, args.device)
+    return p
 
+
+def _train_all(args) -> tuple:
+    """``(runs, ipndm, dyweight, on_dyweight)``: the run directories of every learned solver."""
     runs = {"SpanLift (MSE, teacher)": _train(args, "bench-spanlift-ddim5-mse-teacher", base="ddim:5"),
             "SpanLift (MSE, target)": _train(args, "bench-spanlift-ddim5-mse-target", base="ddim:5", target="target")}
     if args.inception:
@@ -167,30 +167,23 @@ def main(argv=None) -> int:
     ipndm = _train(args, "bench-spanlift-ipndm5-mse-teacher", base="ipndm:5")
     dyweight = _train(args, "bench-dyweight5-mse-teacher", solver="dyweight", base="ddim:5")
     on_dyweight = _train(args, "bench-spanlift-dyweight5-mse-teacher", base=str(dyweight))
+    return runs, ipndm, dyweight, on_dyweight
 
-    samplers = (["ddpm:1000"] if args.ddpm else []) + ["ddim:100", "ddim:5"]
-    names = {"ddpm:1000": "DDPM-1000", "ddim:100": "DDIM-100 (teacher)", "ddim:5": "DDIM-5"}
-    for label, run_dir in runs.items():
-        samplers.append(f"spanlift:{run_dir}")
-        names[f"spanlift:{run_dir}"] = label
-    extra = {"ipndm:5": "iPNDM-5", f"spanlift:{ipndm}": "SpanLift on iPNDM-5", f"dyweight:{dyweight}": "DyWeight-5",
-             f"spanlift:{on_dyweight}": "SpanLift on DyWeight-5"}
-    samplers += list(extra) + ["persistence", "pysteps"]
-    names.update(extra)
+
+def _samplers(args, runs, ipndm, dyweight, on_dyweight) -> dict:
+    """Sampler spec → its name in the tables, in table order."""
+    names = {"ddpm:1000": "DDPM-1000"} if args.ddpm else {}
+    names.update({"ddim:100": "DDIM-100 (teacher)", "ddim:5": "DDIM-5"})
+    names.update({f"spanlift:{run_dir}": label for label, run_dir in runs.items()})
+    names.update({"ipndm:5": "iPNDM-5", f"spanlift:{ipndm}": "SpanLift on iPNDM-5", f"dyweight:{dyweight}": "DyWeight-5",
+                  f"spanlift:{on_dyweight}": "SpanLift on DyWeight-5"})
     names.update(persistence="persistence", pysteps="pysteps (extrapolation)")
-    results = evaluate_samplers(samplers, store, model.task, "test", model, windows=args.windows,
-                                members=args.members, seed=0, device=args.device, progress=not args.no_progress)
-    results = {names[k]: v for k, v in results.items()}
-    summary = summary_json(results)
+    return names
 
-    bases = [("Euler / DDIM", "DDIM-5", "SpanLift (MSE, teacher)"), ("iPNDM", "iPNDM-5", "SpanLift on iPNDM-5"),
-             ("DyWeight (trained)", "DyWeight-5", "SpanLift on DyWeight-5")]
-    table5 = [{"base": b, "base_scores": _pooled(summary, bn), "spanlift_scores": _pooled(summary, sn)}
-              for b, bn, sn in bases]
-    table6 = {b: _span(args, run_dir, model, store)
-              for b, run_dir in (("Euler / DDIM", runs["SpanLift (MSE, teacher)"]), ("iPNDM", ipndm),
-                                 ("DyWeight", on_dyweight))}
-    sl_default, _ = load_trained_solver(runs["SpanLift (MSE, teacher)"])
+
+def _costs(args, model, run_dir) -> tuple:
+    """``(cost table, the default-width SpanLift)``: DDIM-5 against SpanLift-5 per forecast."""
+    sl_default, _ = load_trained_solver(run_dir)
     cost = {"default": _cost(model.ldm, sl_default, args.members, 30, args.device)}
     if not args.skip_paper_scale:
         from nowcast.solvers import SpanLift, get_solver
@@ -199,21 +192,51 @@ def main(argv=None) -> int:
         sl_big = SpanLift(get_solver("ddim"), num_steps=5, channels=big.unet.cfg.latent_channels, spatial_dims=3,
                           hidden=64, sigma_data=1.0, channel_axis=2)        # the paper's width
         cost["paper_scale"] = _cost(big, sl_big, 1, 1, args.device)    # ≈ 2 min per forecast on 2 CPU cores
+    return cost, sl_default
 
+
+def _checks(summary: dict, cost: dict) -> dict:
     s = {k: _pooled(summary, k) for k in summary}
     teacher, d5, sl, slt = (s["DDIM-100 (teacher)"], s["DDIM-5"], s["SpanLift (MSE, teacher)"],
                             s["SpanLift (MSE, target)"])
-    acceptance = {
+    return {
         "spanlift_mse_teacher_beats_ddim5": {m: (sl[m] < d5[m]) if m == "CRPS" else (sl[m] > d5[m])
                                              for m in ("CSI_M_pool16", "HSS", "CRPS")},
         "spanlift_target_reaches_teacher_csi_pool16": slt["CSI_M_pool16"] >= teacher["CSI_M_pool16"],
         "nfe_ratio_teacher_over_spanlift": teacher["nfe"] / slt["nfe"],
         "operator_latency_overhead_pct": cost["default"]["overhead"]["latency_pct"],
         "operator_latency_overhead_at_most_5pct": cost["default"]["overhead"]["latency_pct"] <= 5.0}
-    payload = {**meta, "model": str(model.path), "store": store, "windows": args.windows, "members": args.members,
-               "iterations": args.iterations, "runs": {k: str(v) for k, v in runs.items()},
-               "table4": summary, "table5": table5, "table6": table6, "cost": cost, "acceptance": acceptance}
 
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    meta = provenance("python benchmarks/spanlift_nowcast.py " + " ".join(sys.argv[1:] if argv is None else argv))
+    store = args.data or synthetic_store()
+    model = load_model(args.model, args.device)
+    runs, ipndm, dyweight, on_dyweight = _train_all(args)
+    names = _samplers(args, runs, ipndm, dyweight, on_dyweight)
+    results = evaluate_samplers(list(names), store, model.task, "test", model, windows=args.windows,
+                                members=args.members, seed=0, device=args.device, progress=not args.no_progress)
+    results = {names[k]: v for k, v in results.items()}
+    summary = summary_json(results)
+    bases = [("Euler / DDIM", "DDIM-5", "SpanLift (MSE, teacher)"), ("iPNDM", "iPNDM-5", "SpanLift on iPNDM-5"),
+             ("DyWeight (trained)", "DyWeight-5", "SpanLift on DyWeight-5")]
+    table5 = [{"base": b, "base_scores": _pooled(summary, bn), "spanlift_scores": _pooled(summary, sn)}
+              for b, bn, sn in bases]
+    table6 = {b: _span(args, run_dir, model, store)
+              for b, run_dir in (("Euler / DDIM", runs["SpanLift (MSE, teacher)"]), ("iPNDM", ipndm),
+                                 ("DyWeight", on_dyweight))}
+    cost, sl_default = _costs(args, model, runs["SpanLift (MSE, teacher)"])
+    checks = _checks(summary, cost)
+    payload = {**meta, "model": model.path.name, "store": store, "windows": args.windows, "members": args.members,
+               "iterations": args.iterations, "runs": {k: str(v) for k, v in runs.items()},
+               "table4": summary, "table5": table5, "table6": table6, "cost": cost, "acceptance": checks}
+    md = _markdown(args, meta, results, checks, table5, table6, cost, sl_default)
+    write_results(Path(args.out), "spanlift_nowcast", payload, md)
+    return 0
+
+
+def _markdown(args, meta, results, checks, table5, table6, cost, sl_default) -> list:
     first = next(iter(results.values()))
     md = header("SpanLift on the default nowcaster (synthetic SEVIR-LR test split)", meta)
     md += ["", f"{first.attrs['n_windows']} test windows × {args.members} members, the same windows and member seeds "
@@ -223,7 +246,7 @@ def main(argv=None) -> int:
            "(+10 … +60 min); CSI = CSI-M, HSS averaged over thresholds. Laid out like the SpanLift paper's "
            "Table 4:", "", sampler_table(results), "",
            f"LPIPS: {first.attrs.get('lpips', '')}", "",
-           "Checks: " + "; ".join(f"{k} = {v}" for k, v in acceptance.items()), "",
+           "Checks: " + "; ".join(f"{k} = {v}" for k, v in checks.items()), "",
            "## Table 5 layout: base solvers at 5 steps, without and with SpanLift (MSE, teacher)", "",
            "| base | method | CSI | CSI-16 | HSS | CRPS |", "|---|---|---|---|---|---|"]
     for row in table5:
@@ -236,11 +259,16 @@ def main(argv=None) -> int:
     for i in range(n_steps):
         md.append(f"| {i + 1} | " + " | ".join(_fmt(v[i]["out_of_span"], 2) if i < len(v) else "—"
                                               for v in table6.values()) + " |")
-    md += ["", "## Cost per forecast (context → 6 frames)", "",
-           f"{args.members} members, 5 steps, median of 30 alternating runs; SpanLift operator width "
-           f"{sl_default.shape_kwargs['hidden']} on the default model"
-           + ("" if args.skip_paper_scale else ", 64 (the paper's) on the paper-scale config (1 member, 1 run)") + ".", "",
-           "| model | sampler | params (M) | GFLOPs | latency (s) | throughput (members/s) |", "|---|---|---|---|---|---|"]
+    return md + _cost_lines(args, cost, sl_default)
+
+
+def _cost_lines(args, cost: dict, sl_default) -> list:
+    md = ["", "## Cost per forecast (context → 6 frames)", "",
+          f"{args.members} members, 5 steps, median of 30 alternating runs; SpanLift operator width "
+          f"{sl_default.shape_kwargs['hidden']} on the default model"
+          + ("" if args.skip_paper_scale else ", 64 (the paper's) on the paper-scale config (1 member, 1 run)") + ".",
+          "", "| model | sampler | params (M) | GFLOPs | latency (s) | throughput (members/s) |",
+          "|---|---|---|---|---|---|"]
     for mname, c in cost.items():
         for k in ("DDIM-5", "SpanLift-5"):
             md.append(f"| {mname} | {k} | {c[k]['params_M']:.3f} | {c[k]['gflops_per_forecast']:.2f} | "
@@ -248,9 +276,7 @@ def main(argv=None) -> int:
         o = c["overhead"]
         md.append(f"| {mname} | overhead | {o['params_pct']:+.2f}% | {o['flops_pct']:+.2f}% | "
                   f"{o['latency_pct']:+.1f}% | |")
-    md.append("")
-    write_results(Path(args.out), "spanlift_nowcast", payload, md)
-    return 0
+    return md + [""]
 
 
 if __name__ == "__main__":
