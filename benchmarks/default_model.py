@@ -123,7 +123,7 @@ def _picture(model, store: str, path: Path, seeds=(0, 1)) -> dict:
     return {"event_id": item["event_id"], "start": int(item["start"]), "png": _rel(path)}
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="default", help="model name or path")
     p.add_argument("--data", default=None, help="store (default: the cached synthetic SEVIR-LR store)")
@@ -138,7 +138,16 @@ def main(argv=None) -> int:
     p.add_argument("--name", default="default_model", help="results file name")
     p.add_argument("--first-guess-pixels", action="store_true",
                    help="residual first-guess models: add the decoded correction to the first guess in pixels")
-    args = p.parse_args(argv)
+    return p
+
+
+def _record(r) -> dict:
+    return {"nfe": r.attrs["nfe"], "windows": r.attrs["n_windows"], "members": r.attrs["n_members"],
+            "s_per_forecast": r.attrs["s_per_forecast"], "pooled": _pooled(r), "per_lead": _per_lead(r)}
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
     torch.set_num_threads(args.threads)
     meta = provenance("python benchmarks/default_model.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     model = load_model(args.model, first_guess_pixels=True if args.first_guess_pixels else None)
@@ -157,12 +166,17 @@ def main(argv=None) -> int:
                "vae_meta": {k: model.meta.get("vae", {}).get(k) for k in ("steps", "wall_time_s", "commit", "command")},
                "first_guess_pixels": bool(model.ldm.cfg.first_guess_pixels), "store": store, "picture": picture,
                "acceptance_ddim100_beats_baselines_at_60min": accept,
-               "main": {k: {"nfe": r.attrs["nfe"], "windows": r.attrs["n_windows"], "members": r.attrs["n_members"],
-                            "s_per_forecast": r.attrs["s_per_forecast"], "pooled": _pooled(r), "per_lead": _per_lead(r)}
-                        for k, r in main_res.items()},
-               "reference": {k: {"nfe": r.attrs["nfe"], "windows": r.attrs["n_windows"],
-                                 "members": r.attrs["n_members"], "s_per_forecast": r.attrs["s_per_forecast"],
-                                 "pooled": _pooled(r), "per_lead": _per_lead(r)} for k, r in ref_res.items()}}
+               "main": {k: _record(r) for k, r in main_res.items()},
+               "reference": {k: _record(r) for k, r in ref_res.items()}}
+    lines = _summary_lines(args, meta, model, store, payload, main_res, accept, picture)
+    lines += _section("Main evaluation", main_res)
+    lines += _section("Reference evaluation with ancestral DDPM-1000", ref_res)
+    write_results(Path(args.out), args.name, payload, lines + [""])
+    return 0
+
+
+def _summary_lines(args, meta, model, store, payload, main_res, accept, picture) -> list:
+    d, dm, pers, pyst = (_at_last_lead(main_res[k]) for k in ("ddim:100", "ddim:100 mean", "persistence", "pysteps"))
     lines = header("Default model: skill on the synthetic SEVIR-LR test split", meta)
     first_n = main_res["ddim:100"].attrs["n_members"]
     mm, vm = model.meta, model.meta.get("vae", {})
@@ -189,10 +203,7 @@ def main(argv=None) -> int:
         a = _at_last_lead(r)
         lines.append(f"| {k} | {r.attrs['nfe']} | {a['CSI_M']:.4f} | {a['CSI_M_pool4']:.4f} | "
                      f"{a['CSI_M_pool16']:.4f} | {a['HSS']:.4f} | {a['CRPS']:.4f} |")
-    lines += _section("Main evaluation", main_res)
-    lines += _section("Reference evaluation with ancestral DDPM-1000", ref_res)
-    write_results(Path(args.out), args.name, payload, lines + [""])
-    return 0
+    return lines
 
 
 if __name__ == "__main__":
