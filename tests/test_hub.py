@@ -77,3 +77,19 @@ def test_alexnet_absent_offline_names_the_file(tmp_path, monkeypatch):
     monkeypatch.delenv("NOWCAST_ALEXNET_WEIGHTS", raising=False)
     with pytest.raises(hub.WeightsNotFoundError, match="alexnet-owt-7be5be79.pth"):
         hub.resolve("alexnet")
+
+
+def test_fetch_downloads_once_and_refuses_a_wrong_checksum(tmp_path, monkeypatch):
+    import hashlib
+
+    monkeypatch.setenv("NOWCAST_CACHE", str(tmp_path / "cache"))
+    src = tmp_path / "net.pkl"
+    src.write_bytes(b"weights")
+    good = hashlib.sha256(b"weights").hexdigest()
+    first = hub.fetch(src.as_uri(), "edm", sha256=good)
+    assert first.read_bytes() == b"weights" and first.parent == tmp_path / "cache" / "edm"
+    src.write_bytes(b"changed")                       # cached: not fetched again
+    assert hub.fetch(src.as_uri(), "edm").read_bytes() == b"weights"
+    with pytest.raises(hub.ChecksumError, match="expected"):
+        hub.fetch(src.as_uri(), "edm", sha256="0" * 64)
+    assert not first.exists()                         # the refused file is removed

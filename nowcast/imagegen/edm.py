@@ -24,7 +24,6 @@ diff-sampler and DyWeight do).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import pickle
 import sys
@@ -35,7 +34,7 @@ from typing import Any
 
 import torch
 
-from ..foundation.cache import cache_dir
+from ..foundation.provenance import file_digest
 from ..solvers.denoisers import Denoiser, batch_sigma
 
 __all__ = ["UntrustedPickleError", "EDM_PRETRAINED", "EDM_URL", "resolve_edm", "load_edm_pickle",
@@ -58,7 +57,7 @@ class UntrustedPickleError(PermissionError):
 # Finding the file
 # --------------------------------------------------------------------------------------------
 
-def resolve_edm(source: str | os.PathLike) -> Path:
+def resolve_edm(source: str | os.PathLike, sha256: str | None = None) -> Path:
     """Local path of an EDM pickle given as a path, a URL or a published name.
 
     Parameters
@@ -66,7 +65,9 @@ def resolve_edm(source: str | os.PathLike) -> Path:
     source : str or path-like
         An existing file; an ``http(s)://`` or ``file://`` URL, fetched once into
         ``$NOWCAST_CACHE/edm`` (default ``~/.cache/nowcast/edm``); or one of :data:`EDM_PRETRAINED`
-        (fetched from NVIDIA's server the same way).
+        (fetched from NVIDIA's server the same way), through :func:`nowcast.hub.fetch`.
+    sha256 : str, optional
+        Expected SHA-256 of the file (a different file is refused).
 
     Returns
     -------
@@ -86,21 +87,12 @@ def resolve_edm(source: str | os.PathLike) -> Path:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such EDM pickle (give a file, a URL or one of "
                                     f"{', '.join(EDM_PRETRAINED)})")
+        if sha256 is not None and file_digest(path) != sha256.lower():
+            raise ValueError(f"{path}: not the expected EDM pickle (SHA-256 {file_digest(path)}, expected {sha256})")
         return path
-    name = text.rstrip("/").rsplit("/", 1)[-1] or "network.pkl"
-    digest = hashlib.sha1(text.encode()).hexdigest()[:8]
-    dest = cache_dir("edm") / f"{digest}-{name}"
-    if dest.is_file():
-        return dest
-    import torch.hub
+    from ..hub import fetch
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        torch.hub.download_url_to_file(text, str(dest), progress=sys.stderr.isatty())
-    except Exception as err:  # urllib raises URLError, HTTPError, OSError, ValueError …
-        raise FileNotFoundError(f"could not fetch {text} ({err}); download it on a machine with network "
-                                f"access and pass the local file, or put it at {dest}") from None
-    return dest
+    return fetch(text, "edm", sha256)
 
 
 # --------------------------------------------------------------------------------------------
