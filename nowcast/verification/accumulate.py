@@ -25,7 +25,8 @@ import torch
 
 from ..data.codec import MISSING, SEVIR_THRESHOLDS
 from . import categorical as contingency
-from .ensemble import crps_ensemble, crps_label, rank_counts
+from .ensemble import (brier_terms, crps_ensemble, crps_label, exceedance, exceedance_probability, rank_counts,
+                       spread_skill_factor)
 from .spatial import FSSAccumulator
 from .summarise import add_scores, divide
 
@@ -165,11 +166,10 @@ class EvaluationAccumulator:
             ok = valid[:, lead]
             members = x[:, :, lead].transpose(1, 0, 2, 3)[:, ok]          # (M, valid points)
             self.ranks[lead] += rank_counts(members, o[:, lead][ok], self._rng)
-        ge = self.counts.comparison == ">="
+        comparison = self.counts.comparison
         for ti, thr in enumerate(self.thresholds):
-            prob = ((p >= thr) if ge else (p > thr)).mean(axis=1)
-            event = (y >= thr) if ge else (y > thr)
-            self.brier[ti] += lead_sum((prob - event) ** 2)
+            prob = exceedance_probability(p, thr, comparison, axis=1)
+            self.brier[ti] += lead_sum(brier_terms(prob, exceedance(y, thr, comparison)))
 
     def _lpips(self, p, y, valid):
         b, m = p.shape[:2]
@@ -286,7 +286,7 @@ def _lead_scores(sums: dict, brier: np.ndarray, n_members: int) -> dict:
            "RMSE": np.sqrt(divide(sums["sq_err"], n))}
     if n_members > 1:
         out["spread"] = np.sqrt(divide(sums["variance"], n))
-        out["spread_skill"] = np.sqrt((n_members + 1) / n_members) * divide(out["spread"], out["RMSE"])
+        out["spread_skill"] = spread_skill_factor(n_members) * divide(out["spread"], out["RMSE"])
     else:
         out["spread"] = out["spread_skill"] = np.full_like(n, np.nan)
     out["Brier"] = divide(brier, n[None])

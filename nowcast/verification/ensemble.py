@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["crps_ensemble", "crps_label", "rank_histogram", "rank_counts", "brier_score", "spread_skill",
+__all__ = ["crps_ensemble", "crps_label", "rank_histogram", "rank_counts", "exceedance", "exceedance_probability",
+           "brier_terms", "brier_score", "spread_skill", "spread_skill_factor",
            "reliability"]
 
 
@@ -78,12 +79,32 @@ def rank_counts(members: np.ndarray, obs: np.ndarray, rng: np.random.Generator |
     return np.bincount(rank, minlength=members.shape[0] + 1)
 
 
+def exceedance(values, threshold, comparison: str = ">="):
+    """Where ``values`` exceed ``threshold`` (``>=``, SEVIR's convention, or ``>``, pysteps')."""
+    return (values >= threshold) if comparison == ">=" else (values > threshold)
+
+
+def exceedance_probability(members, threshold, comparison: str = ">=", axis: int = 0) -> np.ndarray:
+    """The fraction of members exceeding ``threshold`` (see :func:`exceedance`)."""
+    return exceedance(np.asarray(members), threshold, comparison).mean(axis=axis)
+
+
+def brier_terms(prob, event) -> np.ndarray:
+    """Pointwise squared difference of forecast probabilities and binary outcomes."""
+    return (prob - event) ** 2
+
+
 def brier_score(prob, event) -> float:
     """Mean squared difference of forecast probabilities and binary outcomes (NaN skipped)."""
     p = np.asarray(prob, dtype=np.float64)
     o = np.asarray(event, dtype=np.float64)
     ok = np.isfinite(p) & np.isfinite(o)
-    return float(np.mean((p[ok] - o[ok]) ** 2))
+    return float(np.mean(brier_terms(p[ok], o[ok])))
+
+
+def spread_skill_factor(n_members: int) -> float:
+    """``sqrt((M + 1)/M)``: the finite-ensemble factor that makes spread/RMSE 1 for a calibrated ensemble."""
+    return np.sqrt((n_members + 1) / n_members)
 
 
 def reliability(prob, event, bins: int = 10) -> tuple:
@@ -137,5 +158,5 @@ def spread_skill(members, obs, axis: int = 0) -> tuple[float, float, float]:
         return float("nan"), rmse, float("nan")
     spread = float(np.sqrt(np.mean(xs.var(axis=0, ddof=1))))
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = float(np.sqrt((m + 1) / m) * spread / rmse) if rmse > 0 else float("nan")
+        ratio = float(spread_skill_factor(m) * spread / rmse) if rmse > 0 else float("nan")
     return spread, rmse, ratio

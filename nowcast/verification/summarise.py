@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import categorical as contingency
+from .ensemble import spread_skill_factor
 
 __all__ = ["summarize", "add_scores", "divide"]
 
@@ -54,7 +55,7 @@ def summarize(ds):
     if ds.attrs["n_members"] > 1:
         out["spread"] = np.sqrt(ds.sum_variance.values.sum() / total)
         m = ds.attrs["n_members"]
-        out["spread_skill"] = np.sqrt((m + 1) / m) * out["spread"] / out["RMSE"]
+        out["spread_skill"] = spread_skill_factor(m) * out["spread"] / out["RMSE"]
     out["Brier"] = (("threshold",), (ds.Brier.values * n[None]).sum(1) / total)
     if "LPIPS" in ds:
         k = ds.n_lpips.values
