@@ -43,6 +43,7 @@ from torch import nn
 from ..solvers.core import Solver
 from ..solvers.denoisers import FlowDenoiser, flow_t_to_sigma
 from ..solvers.rollout import rollout
+from ..solvers.schedules import flow_shift
 
 __all__ = ["FlowGrid", "sana_grid", "flux_grid", "flux_shift_mu", "SanaPrompt", "FluxPrompt", "SanaVelocity",
            "FluxVelocity", "PipelineFlowDenoiser", "sample_flow", "decode_sana", "decode_flux",
@@ -100,7 +101,7 @@ def sana_grid(steps: int = 20, shift: float = 3.0, num_train_timesteps: int = 10
         raise ValueError("steps must be >= 1")
     alphas = np.linspace(1, 1 / num_train_timesteps, steps + 1)
     s = 1.0 - alphas
-    s = np.flip(shift * s / (1 + (shift - 1) * s))[:-1].copy()
+    s = np.flip(flow_shift(s, shift))[:-1].copy()
     ts = s * num_train_timesteps
     if integer_timesteps:
         ts = ts.astype(np.int64)

@@ -40,6 +40,7 @@ __all__ = [
     "flow_sigmas",
     "get_schedule",
     "SCHEDULES",
+    "flow_shift",
 ]
 
 
@@ -178,6 +179,12 @@ def vp_sigmas(alphas_cumprod: torch.Tensor, steps: int, spacing: str = "leading"
     raise ValueError(f"unknown final {final!r}; available: ['zero', 'alpha0', 'none']")
 
 
+def flow_shift(t, shift: float):
+    """The static time shift of flow-matching models, ``t ↦ s·t/(1 + (s−1)·t)`` (SD3/SANA/FLUX
+    ``shift``), on numbers, numpy arrays or tensors alike."""
+    return shift * t / (1 + (shift - 1) * t)
+
+
 def flow_times(steps: int, shift: float = 1.0, t_max: float = 1.0, t_min: float = 0.0) -> torch.Tensor:
     """Flow-matching times ``linspace(t_max, t_min)`` with a static shift, then a final 0.
 
@@ -190,8 +197,7 @@ def flow_times(steps: int, shift: float = 1.0, t_max: float = 1.0, t_min: float 
         Float64 tensor of ``steps + 1`` decreasing times ending at 0.
     """
     _check_steps(steps)
-    t = torch.linspace(t_max, t_min, steps + 1, dtype=torch.float64)[:-1]
-    t = shift * t / (1 + (shift - 1) * t)
+    t = flow_shift(torch.linspace(t_max, t_min, steps + 1, dtype=torch.float64)[:-1], shift)
     return torch.cat([t, t.new_zeros(1)])
 
 
