@@ -153,3 +153,12 @@ def test_load_solver_rejects_other_files(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a nowcast solver file"):
         load_solver(tmp_path / "other.pt")
+
+
+def test_a_run_of_the_earlier_state_format_is_refused_not_restarted(problem, tmp_path):
+    tb, pool, val = problem
+    (tmp_path / "state.pt").write_bytes(b"an earlier run")
+    with pytest.raises(ValueError, match="earlier nowcast"):
+        train_endpoint_matching(DyWeight(K), tb, edm_sigmas(K), pool, val, MatchingConfig(iterations=2),
+                                run_dir=tmp_path)
+    assert (tmp_path / "state.pt").read_bytes() == b"an earlier run" and not (tmp_path / "checkpoints").exists()
