@@ -83,13 +83,15 @@ def _save_images(images_u8: torch.Tensor, out: Path, overwrite: bool) -> None:
     import numpy as np
     from PIL import Image
 
+    from ..foundation.files import atomic_write
+
     if out.exists() and not overwrite:
         raise ValueError(f"{out} exists; pass --overwrite or choose another --out")
     arr = images_u8.permute(0, 2, 3, 1).numpy()
     if arr.shape[-1] == 1:
         arr = arr[..., 0]
     if out.suffix == ".npz":
-        np.savez(out, images=images_u8.numpy())
+        atomic_write(out, lambda tmp: np.savez(tmp, images=images_u8.numpy()), suffix=".npz")
     elif out.suffix == ".png":
         n = len(arr)
         cols = int(np.ceil(np.sqrt(n)))
@@ -100,12 +102,12 @@ def _save_images(images_u8: torch.Tensor, out: Path, overwrite: bool) -> None:
             r, c = divmod(i, cols)
             canvas[r * h:(r + 1) * h, c * w:(c + 1) * w] = a
         scale = max(1, 256 // max(canvas.shape[:2]))
-        Image.fromarray(canvas).resize((canvas.shape[1] * scale, canvas.shape[0] * scale),
-                                       Image.NEAREST).save(out)
+        grid = Image.fromarray(canvas).resize((canvas.shape[1] * scale, canvas.shape[0] * scale), Image.NEAREST)
+        atomic_write(out, grid.save, suffix=".png")
     else:
         out.mkdir(parents=True, exist_ok=True)
         for i, a in enumerate(arr):
-            Image.fromarray(a).save(out / f"{i:06d}.png")
+            atomic_write(out / f"{i:06d}.png", Image.fromarray(a).save, suffix=".png")
 
 
 def cmd_sample(args) -> None:

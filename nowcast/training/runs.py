@@ -67,7 +67,7 @@ class RunDir:
 
     def write_config(self, config: dict) -> None:
         """``config.json`` (the resolved configuration)."""
-        (self.path / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(self.path / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
 
     def log(self, message: str) -> None:
         """Append a time-stamped line to ``log.txt``."""
