@@ -21,7 +21,7 @@ FORECAST = {
     "spanlift": "1085a815b822868717e6abbf43ec37675e4f1eccc139bcc52e357083b771041a",
     "ddim:3": "c3cfd39477119410874049134e64c8a82885f09aa6bca1c8aa9c5198fcc1b9f9",
 }
-EVALUATION = "b803dc72bfa2869e09888ae83f5040f6cd4fff15eab9016a4d248123a27a4331"
+EVALUATION = "56e92e6c5548df5bce99b030ed4e664a0efa817d3339c1ddea925aefad9d9eb8"   # d1e46e2, without LPIPS
 TRAINED = {
     "vae": "ec279651bd79dce926a2caa7d18134fa5688fce681aa3e929fb8a610e473a89b",
     "ldm": "a712fa895f885063237f0f1a812d9873549d7d0ee526f21cf87601ba8f9a99c6",
@@ -69,7 +69,8 @@ def test_evaluation_scores_are_pinned(tiny_model_file, tiny_store):
 
     res = evaluate_samplers(["ddim:2", "ddpm:3", "persistence"], tiny_store, "sevirlr", "test",
                             _load(tiny_model_file), windows=2, members=2, batch=2, progress=False)
-    keep = lambda ds: ds.drop_vars([v for v in ("wall_s", "s_per_forecast") if v in ds])  # noqa: E731
+    # timings vary; LPIPS appears where its weights are installed (it is pinned by its own tests)
+    keep = lambda ds: ds.drop_vars([v for v in ("wall_s", "s_per_forecast", "LPIPS", "n_lpips") if v in ds])  # noqa: E731
     got = _digest_arrays((f"{k}/{v}", keep(ds)[v].values) for k, ds in res.items() for v in sorted(keep(ds).data_vars))
     nfe = {k: ds.attrs["nfe"] for k, ds in res.items()}
     assert nfe == {"ddim:2": 2, "ddpm:3": 3, "persistence": 0}
