@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--solver", default="spanlift",
                    help="spanlift (the model's shipped SpanLift), spanlift:RUN_DIR, dyweight:RUN_DIR, a solver name "
                         "such as ddim, ipndm, dpmpp-3m, unipc (or ddim:STEPS), ddpm, or a baseline: persistence, "
-                        "extrapolation (default: spanlift)")
+                        "extrapolation, steps (pysteps' STEPS ensemble) (default: spanlift)")
     p.add_argument("--steps", type=int, default=None,
                    help="solver steps (default: the learned solver's own; 1000 for ddpm; 5 for the others)")
     p.add_argument("--members", type=int, default=8, help="ensemble members (default 8)")

@@ -5,7 +5,7 @@
 * ``spanlift``, ``spanlift:default`` — the learned solver shipped with the default model;
   ``spanlift:RUN_DIR``, ``dyweight:RUN_DIR`` (or a ``solver.pt`` file) — one trained by
   ``python -m nowcast.train``, with the steps it was trained for;
-* ``persistence``, ``extrapolation`` (alias ``pysteps``) — the baselines.
+* ``persistence``, ``extrapolation`` (alias ``pysteps``), ``steps`` (pysteps' STEPS ensemble) — the baselines.
 
 The sampler grammar is the solver core's (:func:`nowcast.solvers.registry.read_solver_spec`);
 this module adds the baselines.
@@ -22,7 +22,8 @@ __all__ = ["Spec", "parse_spec", "SPEC_HELP"]
 
 #: One line listing every form, for help texts and errors.
 SPEC_HELP = ("SOLVER:STEPS (e.g. ddim:100, ipndm:5), ddpm[:STEPS], spanlift (the shipped one), "
-             "spanlift:RUN_DIR or dyweight:RUN_DIR (trained with python -m nowcast.train), persistence, extrapolation")
+             "spanlift:RUN_DIR or dyweight:RUN_DIR (trained with python -m nowcast.train), persistence, extrapolation, "
+             "steps")
 
 
 @dataclass(frozen=True)

@@ -72,3 +72,70 @@ def test_bad_context_is_refused():
         Persistence().predict(np.zeros((3, 4, 4), np.uint8), 2)
     with pytest.raises(ValueError, match="3 context frames"):
         Extrapolation(n_motion_frames=3).predict(np.zeros((1, 2, 8, 8), np.uint8), 2)
+
+
+# ---- STEPS (pysteps' ensemble nowcast) ----
+
+def test_steps_is_a_seeded_ensemble_that_moves_the_blob_at_its_speed():
+    pytest.importorskip("pysteps")
+    from nowcast.baselines import Steps
+
+    seq = _moving_blob(13)
+    fc, nfe = Steps().predict(seq[None, :7], 6, members=4, seed=1)
+    assert fc.shape == (1, 4, 6, 64, 64) and fc.dtype == np.uint8 and nfe == 0 and int(fc.max()) <= 254
+    again, _ = Steps().predict(seq[None, :7], 6, members=4, seed=1)
+    np.testing.assert_array_equal(fc, again)
+    assert not np.array_equal(fc[0, 0], fc[0, 1])                       # the members differ
+    for k in (0, 2, 5):           # the echo moves 2 px per frame; persistence would stay 2(k+1) px behind
+        cx = np.mean([_centroid(fc[0, m, k])[1] for m in range(4)])
+        truth = _centroid(seq[7 + k])[1]
+        assert abs(cx - truth) < 0.25 * abs(_centroid(seq[6])[1] - truth), (k, cx, truth)
+
+
+def test_steps_equals_pysteps_on_the_documented_decibel_transform():
+    """The wrapper's forecast is pysteps' own ``steps`` on 10·log10(VIL) with a 0.1 kg m⁻² threshold
+    (−5 dB below it), transformed back and encoded: the oracle is written here from the docs."""
+    pytest.importorskip("pysteps")
+    import contextlib
+    import io
+
+    from nowcast.baselines import Steps
+    from nowcast.data.codec import encode_vil
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        import pysteps.nowcasts
+
+    seq = _moving_blob(7)
+    model = Steps()
+    vil = decode_vil(seq[-3:]).astype(np.float64)
+    thr = 10 * np.log10(0.1)
+    db = np.where(vil >= 0.1, 10 * np.log10(np.maximum(vil, 1e-12)), thr - 5)
+    with contextlib.redirect_stdout(io.StringIO()):
+        ref = pysteps.nowcasts.get_method("steps")(db, model.motion(seq), 3, n_ens_members=2, n_cascade_levels=6,
+                                                   precip_thr=thr, kmperpixel=3.0, timestep=10, seed=7,
+                                                   num_workers=1)
+    expected = encode_vil(np.where(ref >= thr, 10 ** (ref / 10), 0.0))
+    got, _ = model.predict(seq[None], 3, members=2, seed=7)
+    np.testing.assert_array_equal(got[0], expected)
+
+
+def test_steps_without_echo_and_with_missing_pixels():
+    pytest.importorskip("pysteps")
+    from nowcast.baselines import Steps
+
+    dry = np.zeros((1, 7, 32, 32), np.uint8)
+    fc, _ = Steps().predict(dry, 4, members=3)
+    assert fc.shape == (1, 3, 4, 32, 32) and not fc.any()
+    seq = _moving_blob(7)
+    seq[:, 40:44, 50:54] = MISSING
+    fc, _ = Steps().predict(seq[None], 3, members=2)
+    assert int(fc.max()) <= 254                                          # a forecast pixel is never 'missing'
+
+
+def test_steps_is_scored_as_an_ensemble_beside_the_other_baselines(tiny_store):
+    pytest.importorskip("pysteps")
+    from nowcast.nowcasters import evaluate_samplers
+
+    res = evaluate_samplers(["steps", "persistence"], tiny_store, windows=2, members=3, progress=False)
+    assert res["steps"].attrs["n_members"] == 3 and res["steps"].attrs["nfe"] == 0
+    assert np.isfinite(res["steps"].CRPS_fair.values).all()             # the fair CRPS needs ≥ 2 members
