@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from .foundation.cli import HelpFormatter, fail
+from .foundation.cli import HelpFormatter, count, fail, seed
 from .foundation.device import resolve_device
 from .foundation.files import atomic_write_text
 from .foundation.provenance import file_digest
@@ -41,10 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="default", help="nowcaster: default, a model file or an ldm run dir")
     p.add_argument("--data", default=None, help="zarr store (default: the cached synthetic SEVIR-LR store)")
     p.add_argument("--split", default="test", choices=("train", "val", "test"), help="store split (default test)")
-    p.add_argument("--windows", type=int, default=None, help="evenly spaced windows of the split (default all)")
-    p.add_argument("--members", type=int, default=4, help="ensemble members per context (default 4)")
-    p.add_argument("--seed", type=int, default=0, help="member m uses seed SEED+m (default 0)")
-    p.add_argument("--batch", type=int, default=4, help="contexts per model call (default 4)")
+    p.add_argument("--windows", type=count(1), default=None, help="evenly spaced windows of the split (default all)")
+    p.add_argument("--members", type=count(1, 1024, "memory grows with the members"), default=4, help="ensemble members per context (default 4)")
+    p.add_argument("--seed", type=seed, default=0, help="member m uses seed SEED+m (default 0)")
+    p.add_argument("--batch", type=count(1), default=4, help="contexts per model call (default 4)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the model runs")
     p.add_argument("--out", default="evaluation", help="output folder (default ./evaluation)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in --out")

@@ -22,7 +22,7 @@ import os
 import sys
 from pathlib import Path
 
-from .foundation.cli import HelpFormatter, fail
+from .foundation.cli import HelpFormatter, count, fail, seed
 
 __all__ = ["main", "run_forecast"]
 
@@ -36,10 +36,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="spanlift (the model's shipped SpanLift), spanlift:RUN_DIR, dyweight:RUN_DIR, a solver name "
                         "such as ddim, ipndm, dpmpp-3m, unipc (or ddim:STEPS), ddpm, or a baseline: persistence, "
                         "extrapolation, steps (pysteps' STEPS ensemble) (default: spanlift)")
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--steps", type=count(1), default=None,
                    help="solver steps (default: the learned solver's own; 1000 for ddpm; 5 for the others)")
-    p.add_argument("--members", type=int, default=8, help="ensemble members (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="member m uses seed SEED+m (default 0)")
+    p.add_argument("--members", type=count(1, 1024, "memory grows with the members; run several forecasts with other seeds"), default=8, help="ensemble members (default 8)")
+    p.add_argument("--seed", type=seed, default=0, help="member m uses seed SEED+m (default 0)")
     p.add_argument("--out", default="forecast.nc", help="output file (default forecast.nc)")
     p.add_argument("--plot", default=None, metavar="PNG",
                    help="also draw the forecast (last observed frame, mean, members, exceedance probabilities) "

@@ -33,7 +33,7 @@ import argparse
 import sys
 from dataclasses import replace
 
-from .foundation.cli import HelpFormatter
+from .foundation.cli import HelpFormatter, count, positive_float, seed
 
 __all__ = ["main"]
 
@@ -54,12 +54,12 @@ def _parser() -> argparse.ArgumentParser:
                         "to train it further; same UNet and diffusion settings, same VAE")
     p.add_argument("--name", default=None, help="run name (default: <config stem>-<stage>)")
     p.add_argument("--runs-dir", default=None, help="where run directories go (default: runs)")
-    p.add_argument("--steps", type=int, default=None, help="optimiser steps (max_steps)")
-    p.add_argument("--batch-size", type=int, default=None, help="samples per process and micro-batch")
-    p.add_argument("--grad-accum", type=int, default=None, help="micro-batches per optimiser step")
-    p.add_argument("--lr", type=float, default=None, help="learning rate")
+    p.add_argument("--steps", type=count(1), default=None, help="optimiser steps (max_steps)")
+    p.add_argument("--batch-size", type=count(1), default=None, help="samples per process and micro-batch")
+    p.add_argument("--grad-accum", type=count(1), default=None, help="micro-batches per optimiser step")
+    p.add_argument("--lr", type=positive_float, default=None, help="learning rate")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="where to train")
-    p.add_argument("--seed", type=int, default=None, help="seed of data order, noise and initialisation")
+    p.add_argument("--seed", type=seed, default=None, help="seed of data order, noise and initialisation")
     g = p.add_argument_group("spanlift stage")
     g.add_argument("--loss", choices=("mse", "inception", "lpips"), default=None,
                    help="endpoint loss: latent MSE, Inception-v3 features or LPIPS of the decoded frames "

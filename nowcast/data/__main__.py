@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..foundation.cli import HelpFormatter
+from ..foundation.cli import HelpFormatter, count, fraction, seed
 
 __all__ = ["main"]
 
@@ -101,13 +101,13 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("synth", help="write a synthetic SEVIR-format set (HDF5 + CATALOG.csv)",
                        formatter_class=HelpFormatter)
     s.add_argument("root", help="output SEVIR root")
-    s.add_argument("--events", type=int, default=64, help="number of distinct events")
-    s.add_argument("--size", type=int, default=384, help="grid side in pixels (divisible by 3)")
-    s.add_argument("--frames", type=int, default=49, help="frames per event (5 min apart)")
-    s.add_argument("--seed", type=int, default=0, help="master seed")
-    s.add_argument("--missing-fraction", type=float, default=0.1, help="events with missing pixels")
-    s.add_argument("--duplicate-fraction", type=float, default=0.05, help="ids with a duplicated row")
-    s.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="generating processes")
+    s.add_argument("--events", type=count(1), default=64, help="number of distinct events")
+    s.add_argument("--size", type=count(3), default=384, help="grid side in pixels (divisible by 3)")
+    s.add_argument("--frames", type=count(1), default=49, help="frames per event (5 min apart)")
+    s.add_argument("--seed", type=seed, default=0, help="master seed")
+    s.add_argument("--missing-fraction", type=fraction, default=0.1, help="events with missing pixels")
+    s.add_argument("--duplicate-fraction", type=fraction, default=0.05, help="ids with a duplicated row")
+    s.add_argument("--workers", type=count(1), default=os.cpu_count() or 1, help="generating processes")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_synth)
     b = sub.add_parser("build", help="build (or resume building) a zarr store from a SEVIR root",
@@ -118,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="SEVIR-LR: every 2nd frame and 3×3 max pooling")
     b.add_argument("--start", default=None, help="keep events after this time (exclusive)")
     b.add_argument("--end", default=None, help="keep events up to this time (inclusive)")
-    b.add_argument("--limit", type=int, default=None, help="at most this many events")
+    b.add_argument("--limit", type=count(1), default=None, help="at most this many events")
     b.add_argument("--train-end", default="2019-01-01", help="last time of the train split")
     b.add_argument("--val-end", default="2019-06-01", help="last time of the val split")
     b.add_argument("--scheduler", default=None, help="dask.distributed scheduler address")
@@ -126,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_build)
     i = sub.add_parser("inspect", help="summarise a store", formatter_class=HelpFormatter)
     i.add_argument("store", help="zarr store")
-    i.add_argument("--sample", type=int, default=16, help="events to compute byte statistics on")
+    i.add_argument("--sample", type=count(1), default=16, help="events to compute byte statistics on")
     i.set_defaults(func=_inspect)
     e = sub.add_parser("export-event", help="write one event of a store as a CF netCDF event file",
                        formatter_class=HelpFormatter)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-__all__ = ["HelpFormatter", "BAD_INPUT", "fail"]
+__all__ = ["HelpFormatter", "BAD_INPUT", "fail", "count", "seed", "positive_float", "fraction"]
 
 #: Exit status for bad input (a clear message, nothing written).
 BAD_INPUT = 2
@@ -30,3 +30,60 @@ def fail(error: BaseException) -> int:
     """Print ``error: <message>`` to standard error; returns :data:`BAD_INPUT`."""
     print(f"error: {error}", file=sys.stderr)
     return BAD_INPUT
+
+
+# Option types: argparse refuses a bad value with one message and exit status 2, before anything
+# heavy is imported or computed.
+
+def count(minimum: int = 1, maximum: int | None = None, why: str = ""):
+    """An integer option in ``[minimum, maximum]`` (``why`` explains the maximum)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be ≥ {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be ≤ {maximum}{f' ({why})' if why else ''}, got {value}")
+        return value
+
+    parse.__name__ = "count"
+    return parse
+
+
+def seed(text: str) -> int:
+    """A random seed: a whole number in ``[0, 2**62)``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2 ** 62:
+        raise argparse.ArgumentTypeError(f"a seed must be ≥ 0 and < 2**62, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (a learning rate, a scale)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A number in ``[0, 1]``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
+    return value
+

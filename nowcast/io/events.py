@@ -92,7 +92,8 @@ def write_netcdf(ds, path: str | os.PathLike, overwrite: bool = False) -> Path:
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; choose another name or pass overwrite=True")
+        raise FileExistsError(f"{path} exists; choose another name, or replace it (--overwrite on the command line, "
+                              "overwrite=True from Python)")
     return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4"))
 
 

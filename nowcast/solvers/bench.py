@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from ..foundation.cli import HelpFormatter
+from ..foundation.cli import HelpFormatter, count, seed
 from ..foundation.files import atomic_write_text
 from ..foundation.provenance import provenance_lines, run_provenance
 from ..training.matching import MatchingConfig, train_endpoint_matching
@@ -270,11 +270,11 @@ def _parser() -> argparse.ArgumentParser:
                     "accurate teacher) on an exact nonlinear test bed; train DyWeight and SpanLift.",
         formatter_class=HelpFormatter)
     p.add_argument("--quick", action="store_true", help="NFE 3 only, short training (< 1 minute)")
-    p.add_argument("--nfe", type=int, nargs="+", default=None, help="NFE values (default 3 4 5 6; quick: 3)")
+    p.add_argument("--nfe", type=count(2), nargs="+", default=None, help="NFE values (default 3 4 5 6; quick: 3)")
     p.add_argument("--out", type=Path, default=None,
                    help="output directory (default benchmarks/results; quick: runs/bench-quick)")
-    p.add_argument("--seed", type=int, default=0, help="seed of all noise and training")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--seed", type=seed, default=0, help="seed of all noise and training")
+    p.add_argument("--threads", type=count(1), default=2, help="torch CPU threads")
     return p
 
 
@@ -283,10 +283,7 @@ def main(argv: list | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
     settings = QUICK if args.quick else BenchSettings()
-    if args.nfe:
-        if any(n < 2 for n in args.nfe):
-            print("error: --nfe values must be >= 2", file=sys.stderr)
-            return 2
+    if args.nfe:                                         # each ≥ 2, checked by the parser
         settings = replace(settings, nfes=tuple(args.nfe))
     settings = replace(settings, seed=args.seed)
     out = args.out or Path("runs/bench-quick" if args.quick else "benchmarks/results")

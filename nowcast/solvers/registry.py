@@ -196,7 +196,11 @@ def load_solver(path: str | os.PathLike, map_location: str | torch.device = "cpu
     ValueError
         If the file is not a nowcast solver file.
     """
-    obj = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, … for foreign or broken files
+        raise ValueError(f"{path} is not a nowcast solver file (tensors and plain containers only): "
+                         f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
     if not isinstance(obj, dict) or obj.get("format") != SOLVER_FORMAT:
         raise ValueError(f"{path} is not a nowcast solver file (expected format {SOLVER_FORMAT!r})")
     solver = solver_from_config(obj["config"])

@@ -36,8 +36,9 @@ def test_benchmark_records_and_report(tmp_path):
 
 
 def test_cli_rejects_bad_nfe(capsys):
-    assert bench.main(["--nfe", "1"]) == 2
-    assert "--nfe" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:                 # refused by the parser, before any work
+        bench.main(["--nfe", "1"])
+    assert e.value.code == 2 and "--nfe: must be ≥ 2" in capsys.readouterr().err
 
 
 def test_cli_help(capsys):
