@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .foundation.cli import HelpFormatter, count, fail, seed
 from .foundation.device import resolve_device
-from .foundation.files import atomic_write_text
+from .foundation.files import atomic_write_text, check_writable
 from .foundation.provenance import file_digest
 
 __all__ = ["main"]
@@ -63,6 +63,7 @@ def run(args) -> dict:
     if args.members < 1 or args.batch < 1 or (args.windows is not None and args.windows < 1):
         raise ValueError("--members, --batch and --windows must be ≥ 1")
     out = Path(args.out)
+    check_writable(out / OUTPUTS[0], "--out folder")
     existing = [str(out / f) for f in OUTPUTS if (out / f).exists()]
     if existing and not args.overwrite:
         raise ValueError(f"{', '.join(existing)} exist; choose another --out or pass --overwrite")

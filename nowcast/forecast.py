@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from .foundation.cli import HelpFormatter, count, fail, seed
+from .foundation.files import check_writable
 
 __all__ = ["main", "run_forecast"]
 
@@ -128,6 +129,11 @@ def main(argv: list | None = None) -> int:
                 raise ValueError(f"{target} exists; choose another {flag} or pass --overwrite")
         if plot is not None and plot.suffix.lower() not in (".png", ".pdf", ".svg", ".jpg"):
             raise ValueError(f"--plot {plot}: give a .png, .pdf, .svg or .jpg file name")
+        for target, flag in ((out, "--out"), (plot, "--plot")):
+            if target is not None:
+                check_writable(target, flag)
+        if not event.is_file():
+            raise ValueError(f"{event}: no such event file")
         fc, conformed = run_forecast(str(event), args.model, args.solver, args.steps, args.members, args.seed,
                                      args.device, progress=not args.no_progress)
         tmp = _render_plot(fc, conformed, plot) if plot is not None else None

@@ -89,3 +89,34 @@ def test_a_broken_or_foreign_solver_file_is_refused_cleanly(payload, tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
     assert "is not a nowcast solver file" in out.stderr
     assert not marker.exists() and not (tmp_path / "f.nc").exists()
+
+
+def _cli_cases(tmp: Path) -> list:
+    """(module, args, message) of bad files and locations; ``tmp`` holds what they need."""
+    (tmp / "a_file").write_text("not a folder")
+    (tmp / "empty").mkdir()
+    (tmp / "empty" / "CATALOG.csv").write_text("")
+    (tmp / "garbage").mkdir()
+    (tmp / "garbage" / "CATALOG.csv").write_bytes(b"\x00\xff\x10 not, a\ncatalog")
+    (tmp / "event.nc").write_bytes(Path(EVENT).read_bytes())
+    return [
+        ("nowcast.forecast", [EVENT, "--out", str(tmp / "a_file" / "f.nc")], "is not a writable folder"),
+        ("nowcast.forecast", [EVENT, "--plot", str(tmp / "a_file" / "f.png")], "is not a writable folder"),
+        ("nowcast.forecast", [str(tmp / "missing.nc")], "no such event file"),
+        ("nowcast.forecast", [EVENT, "--out", EVENT], "is the input event"),
+        ("nowcast.evaluate", ["--out", str(tmp / "a_file" / "eval")], "is not a writable folder"),
+        ("nowcast.data", ["build", str(tmp / "empty"), str(tmp / "s.zarr")], "is not a SEVIR catalog"),
+        ("nowcast.data", ["build", str(tmp / "garbage"), str(tmp / "s.zarr")], "is not a SEVIR catalog"),
+        ("nowcast.imagegen", ["sample", "--model", str(tmp / "event.nc"), "--out", str(tmp / "s.png")],
+         "not a model file"),
+    ]
+
+
+def test_bad_files_and_locations_exit_2_and_leave_nothing(tmp_path):
+    cases = _cli_cases(tmp_path)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    for module, args, message in cases:
+        out = _run(module, args, tmp_path)
+        assert out.returncode == 2, (module, args, out.stderr)
+        assert message in out.stderr and "Traceback" not in out.stderr, (module, args, out.stderr)
+        assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before, (module, args)

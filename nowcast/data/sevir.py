@@ -51,10 +51,19 @@ def read_catalog(path: str | os.PathLike):
     """
     import pandas as pd
 
-    cat = pd.read_csv(path, parse_dates=["time_utc"], low_memory=False)
+    try:
+        cat = pd.read_csv(path, low_memory=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not a SEVIR catalog (a CSV file with the columns "
+                         f"{list(CATALOG_COLUMNS)}): {str(err).splitlines()[0]}") from None
     missing = [c for c in CATALOG_COLUMNS if c not in cat.columns]
     if missing:
         raise ValueError(f"{path} is not a SEVIR catalog: missing columns {missing}")
+    try:
+        cat["time_utc"] = pd.to_datetime(cat["time_utc"])
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path}: the time_utc column holds something that is not a time: "
+                         f"{str(err).splitlines()[0]}") from None
     return cat
 
 

@@ -11,7 +11,26 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_save"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_save", "check_writable"]
+
+
+def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
+    """Refuse, before any work, an output that cannot be written: the nearest existing folder of
+    ``path`` must be a writable directory.
+
+    Raises
+    ------
+    ValueError
+        Naming the output and the folder.
+    """
+    path = Path(path).expanduser().absolute()
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write the {what} {path}: {folder} is not a writable folder; "
+                         "choose another location")
+    return path
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], Any], suffix: str = ".tmp") -> Path:

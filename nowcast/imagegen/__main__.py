@@ -35,8 +35,17 @@ _MODEL_HELP = "tiny EDM model.pt, or an EDM pickle (needs --trust-pickle)"
 _TRUST_HELP = "allow loading an EDM pickle (it runs code)"
 
 
+def _edm_names() -> tuple:
+    from .edm import EDM_PRETRAINED
+
+    return tuple(EDM_PRETRAINED)
+
+
 def _load_model(spec: str, trust: bool, device: str):
     path = Path(spec)
+    if path.suffix not in (".pt", ".pkl") and "://" not in spec and spec not in _edm_names():
+        raise ValueError(f"--model {spec}: not a model file; give a tiny EDM model.pt written by this package, "
+                         "an NVIDIA EDM pickle (.pkl, with --trust-pickle) or its published name")
     if path.suffix == ".pt":
         from .tiny import load_tiny_edm
 
