@@ -133,7 +133,7 @@ def main(argv: list | None = None) -> int:
             if target is not None:
                 check_writable(target, flag)
         if not event.is_file():
-            raise ValueError(f"{event}: no such event file")
+            raise ValueError(f"{event}: no such file (the event to forecast)")
         fc, conformed = run_forecast(str(event), args.model, args.solver, args.steps, args.members, args.seed,
                                      args.device, progress=not args.no_progress)
         tmp = _render_plot(fc, conformed, plot) if plot is not None else None

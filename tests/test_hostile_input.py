@@ -102,7 +102,7 @@ def _cli_cases(tmp: Path) -> list:
     return [
         ("nowcast.forecast", [EVENT, "--out", str(tmp / "a_file" / "f.nc")], "is not a writable folder"),
         ("nowcast.forecast", [EVENT, "--plot", str(tmp / "a_file" / "f.png")], "is not a writable folder"),
-        ("nowcast.forecast", [str(tmp / "missing.nc")], "no such event file"),
+        ("nowcast.forecast", [str(tmp / "missing.nc")], "no such file"),
         ("nowcast.forecast", [EVENT, "--out", EVENT], "is the input event"),
         ("nowcast.evaluate", ["--out", str(tmp / "a_file" / "eval")], "is not a writable folder"),
         ("nowcast.data", ["build", str(tmp / "empty"), str(tmp / "s.zarr")], "is not a SEVIR catalog"),

@@ -39,6 +39,8 @@ def test_persistence_scores_match_a_direct_computation(tiny_store):
     np.testing.assert_allclose(res.CRPS.values, err / n, rtol=1e-6)     # identical members: CRPS = MAE
     assert list(res.lead_time.values) == [10, 20, 30, 40, 50, 60]
     assert res.attrs["n_windows"] == len(ds) and res.attrs["nfe"] == 0
+    # a deterministic baseline is one member, whatever was asked: its spread–skill is undefined, not 0
+    assert res.attrs["n_members"] == 1 and np.isnan(res.spread_skill.values).all()
 
 
 def test_model_samplers_count_their_evaluations(tiny_store):

@@ -60,7 +60,8 @@ def score_nowcasters(nowcasters, store: str, split: str = "test", windows: int |
     -------
     dict
         Name → xarray Dataset with attributes ``nfe``, ``steps``, ``wall_s``, ``s_per_forecast``,
-        ``n_windows``, ``n_members``, ``sampler`` and ``categorical`` (``members`` or ``mean``).
+        ``n_windows``, ``n_members`` (the members scored: 1 for a deterministic baseline, whatever
+        ``members`` is), ``sampler`` and ``categorical`` (``members`` or ``mean``).
     """
     tasks = {n.task for n in nowcasters}
     if len(tasks) != 1:
@@ -98,8 +99,9 @@ def _score_one(nowcaster, ds, idx, members, seed, batch, progress, ensemble_mean
     out = {}
     for mode, acc in zip(modes, accs):
         res = acc.result()
+        # n_members stays the accumulator's: the members actually scored (1 for a deterministic baseline)
         res.attrs.update(sampler=nowcaster.name, nfe=int(nfe), steps=int(getattr(nowcaster, "steps", 0)), wall_s=wall,
-                         n_windows=len(idx), n_members=members, s_per_forecast=wall / len(idx))
+                         n_windows=len(idx), s_per_forecast=wall / len(idx))
         out[nowcaster.name if mode == "members" else f"{nowcaster.name} mean"] = res
     return out
 
