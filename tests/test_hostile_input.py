@@ -42,39 +42,53 @@ BENCH_CASES = [
 ]
 
 
-def _run(module: str, args: list, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, env=env)
+def _main(module: str):
+    import importlib
+
+    mod = importlib.import_module(module)
+    return mod.main if hasattr(mod, "main") else importlib.import_module(module + ".__main__").main
 
 
-def _no_torch_then(module: str, args: list) -> str:
-    """Parse ``args`` in a fresh interpreter and say whether torch was imported by then."""
-    return (f"import sys, importlib; m = importlib.import_module({module!r}); "
-            f"mod = m if hasattr(m, '_parser') else importlib.import_module({module!r} + '.__main__'); "
-            f"import contextlib\n"
-            f"try:\n    mod._parser().parse_args({args!r})\nexcept SystemExit as e:\n"
-            f"    print('exit', e.code, 'torch' in sys.modules)")
+def _exit_code(module: str, args: list, capsys) -> tuple:
+    """Run a CLI in this process: ``(exit status, standard error)``."""
+    try:
+        code = _main(module)(list(args))
+    except SystemExit as e:                                  # the option parser exits by itself
+        code = e.code
+    return code, capsys.readouterr().err
 
 
-@pytest.mark.parametrize("module, args, message", PARSER_CASES, ids=[" ".join([m, *a[:3]]) for m, a, _ in PARSER_CASES])
-def test_bad_options_are_refused_by_the_parser_before_torch_loads(module, args, message, tmp_path):
-    code = _no_torch_then(module, args)
+def test_bad_options_are_refused_before_torch_loads(tmp_path):
+    """Every parser case in one fresh interpreter: each exits 2, and torch is still not imported."""
+    code = ("import importlib, sys\n"
+            f"cases = {[(m, a) for m, a, _ in PARSER_CASES]!r}\n"
+            "for module, args in cases:\n"
+            "    mod = importlib.import_module(module)\n"
+            "    mod = mod if hasattr(mod, '_parser') else importlib.import_module(module + '.__main__')\n"
+            "    try:\n"
+            "        mod._parser().parse_args(args)\n"
+            "        print('accepted', module, args)\n"
+            "    except SystemExit as e:\n"
+            "        print('exit', e.code)\n"
+            "print('torch loaded:', 'torch' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert out.stdout.strip() == "exit 2 False", out.stdout + out.stderr
-    assert message in out.stderr and "Traceback" not in out.stderr
-    assert list(tmp_path.iterdir()) == []                                      # nothing written
-
-
-@pytest.mark.parametrize("module, args, message", BENCH_CASES, ids=[" ".join([m, *a]) for m, a, _ in BENCH_CASES])
-def test_bad_benchmark_options_exit_2_without_work(module, args, message, tmp_path):
-    out = _run(module, args, tmp_path)
-    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
+    lines = out.stdout.split("\n")
+    assert lines[:len(PARSER_CASES)] == ["exit 2"] * len(PARSER_CASES), out.stdout + out.stderr
+    assert "torch loaded: False" in out.stdout and "Traceback" not in out.stderr
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("module, args, message", PARSER_CASES + BENCH_CASES,
+                         ids=[" ".join([m, *a[:3]]) for m, a, _ in PARSER_CASES + BENCH_CASES])
+def test_bad_options_exit_2_with_the_message(module, args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, err = _exit_code(module, args, capsys)
+    assert code == 2 and message in err and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []                                      # nothing written
+
+
 @pytest.mark.parametrize("payload", ["random", "code"])
-def test_a_broken_or_foreign_solver_file_is_refused_cleanly(payload, tmp_path):
+def test_a_broken_or_foreign_solver_file_is_refused_cleanly(payload, tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
     marker = tmp_path / "ran"
@@ -84,10 +98,9 @@ def test_a_broken_or_foreign_solver_file_is_refused_cleanly(payload, tmp_path):
             return (os.system, (f"touch {marker}",))
 
     (run / "solver.pt").write_bytes(os.urandom(256) if payload == "random" else pickle.dumps(Payload()))
-    out = _run("nowcast.forecast", [EVENT, "--solver", f"spanlift:{run}", "--out", str(tmp_path / "f.nc"),
-                                    "--no-progress"], tmp_path)
-    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
-    assert "is not a nowcast solver file" in out.stderr
+    code, err = _exit_code("nowcast.forecast", [EVENT, "--solver", f"spanlift:{run}", "--out",
+                                                str(tmp_path / "f.nc"), "--no-progress", "--device", "cpu"], capsys)
+    assert code == 2 and "is not a nowcast solver file" in err and "Traceback" not in err, err
     assert not marker.exists() and not (tmp_path / "f.nc").exists()
 
 
@@ -112,11 +125,11 @@ def _cli_cases(tmp: Path) -> list:
     ]
 
 
-def test_bad_files_and_locations_exit_2_and_leave_nothing(tmp_path):
+def test_bad_files_and_locations_exit_2_and_leave_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     cases = _cli_cases(tmp_path)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     for module, args, message in cases:
-        out = _run(module, args, tmp_path)
-        assert out.returncode == 2, (module, args, out.stderr)
-        assert message in out.stderr and "Traceback" not in out.stderr, (module, args, out.stderr)
+        code, err = _exit_code(module, args, capsys)
+        assert code == 2 and message in err and "Traceback" not in err, (module, args, err)
         assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before, (module, args)
