@@ -116,3 +116,31 @@ def test_float_path_counts_stay_exact_past_2_to_the_24():
     field = np.full((1, 1, n, n), 200.0, np.float32)
     c = accumulate(init_counts(1, thresholds=(16,), scales=(1,)), field, field)
     assert int(c.hits.sum()) == n * n and int(np.float32(n * n)) != n * n
+
+
+@pytest.mark.parametrize("comparison", [">=", ">"])
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_values_exactly_on_a_threshold_follow_the_comparison(comparison, as_bytes):
+    """Fields made of values exactly on, just under and just over every threshold: the counts equal
+    a direct numpy count with the same comparison, on the float path and on the byte path."""
+    from nowcast.verification import categorical as cat
+
+    rng = np.random.default_rng(3)
+    thresholds = (16, 74, 133)
+    levels = np.array([t + d for t in thresholds for d in (-1, 0, 1)] + [0, 254], dtype=np.float64)
+    pred = rng.choice(levels, size=(2, 3, 8, 8))
+    obs = rng.choice(levels, size=(2, 3, 8, 8))
+    if as_bytes:
+        pred, obs = pred.astype(np.uint8), obs.astype(np.uint8)
+    else:
+        pred, obs = pred.astype(np.float32), obs.astype(np.float32)
+    counts = cat.accumulate(cat.init_counts(3, thresholds, (1,), comparison), pred, obs)
+    event = (lambda a, t: a >= t) if comparison == ">=" else (lambda a, t: a > t)
+    for ti, t in enumerate(thresholds):
+        p, o = event(pred, t), event(obs, t)
+        for lead in range(3):
+            pl, ol = p[:, lead], o[:, lead]
+            assert counts.hits[ti, 0, lead] == (pl & ol).sum()
+            assert counts.false_alarms[ti, 0, lead] == (pl & ~ol).sum()
+            assert counts.misses[ti, 0, lead] == (~pl & ol).sum()
+            assert counts.correct_negatives[ti, 0, lead] == (~pl & ~ol).sum()
