@@ -35,14 +35,18 @@ def fail(error: BaseException) -> int:
 # Option types: argparse refuses a bad value with one message and exit status 2, before anything
 # heavy is imported or computed.
 
+def _parse(text: str, convert, expected: str):
+    try:
+        return convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+
+
 def count(minimum: int = 1, maximum: int | None = None, why: str = ""):
     """An integer option in ``[minimum, maximum]`` (``why`` explains the maximum)."""
 
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        value = _parse(text, int, "a whole number")
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be ≥ {minimum}, got {value}")
         if maximum is not None and value > maximum:
@@ -55,10 +59,7 @@ def count(minimum: int = 1, maximum: int | None = None, why: str = ""):
 
 def seed(text: str) -> int:
     """A random seed: a whole number in ``[0, 2**62)``."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    value = _parse(text, int, "a whole number")
     if not 0 <= value < 2 ** 62:
         raise argparse.ArgumentTypeError(f"a seed must be ≥ 0 and < 2**62, got {value}")
     return value
@@ -68,10 +69,7 @@ def positive_float(text: str) -> float:
     """A finite number > 0 (a learning rate, a scale)."""
     import math
 
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    value = _parse(text, float, "a number")
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
@@ -79,11 +77,7 @@ def positive_float(text: str) -> float:
 
 def fraction(text: str) -> float:
     """A number in ``[0, 1]``."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    value = _parse(text, float, "a number")
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
     return value
-
