@@ -135,6 +135,8 @@ def lpips_network(path, net: str = "alex") -> nn.Module:
         raise ImportError("LPIPS needs the lpips package: pip install 'nowcast-diffusion[perceptual]'") from err
     with warnings.catch_warnings():  # lpips calls torchvision's deprecated `pretrained=`
         warnings.simplefilter("ignore", UserWarning)
+        # pnet_rand only skips torchvision's download: every backbone weight is replaced below from
+        # ``path`` with a strict load, and a file that does not fill them all is an error
         model = lpips.LPIPS(net=net, version="0.1", pnet_rand=True, verbose=False)
     state = torch.load(path, map_location="cpu", weights_only=True)
     trunk = {}
