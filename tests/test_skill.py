@@ -98,16 +98,16 @@ def test_ensemble_mean_is_scored_from_the_same_members(tiny_store):
     from nowcast.baselines import Persistence
 
     res = score_nowcasters([_FakeNowcaster(two_levels), Persistence()], tiny_store, windows=3, members=2,
-                           progress=False, ensemble_mean=True)
-    assert set(res) == {"ddim:1", "ddim:1 mean", "persistence"}          # baselines: no mean entry
-    assert res["ddim:1"].attrs["categorical"] == "members" and res["ddim:1 mean"].attrs["categorical"] == "mean"
+                           progress=False, views=("mean",))
+    assert set(res) == {"ddim:1", "ddim:1+mean", "persistence"}          # one member: no mean entry
+    assert res["ddim:1"].attrs["categorical"] == "members" and res["ddim:1+mean"].attrs["categorical"] == "mean"
     ds = WindowDataset(tiny_store, "sevirlr", "test")
     idx = np.unique(np.linspace(0, len(ds) - 1, 3).round().astype(int))
     obs = np.stack([np.round(ds[int(i)]["x"][7:, 0].numpy() * 255) for i in idx])      # (3, 6, H, W)
     n = obs.size
     for thr, mean_event in ((74, True), (133, False)):
         above = int((obs >= thr).sum())
-        mean = res["ddim:1 mean"].sel(threshold=thr, scale=1)
+        mean = res["ddim:1+mean"].sel(threshold=thr, scale=1)
         members = res["ddim:1"].sel(threshold=thr, scale=1)
         if mean_event:
             assert (int(mean.hits.sum()), int(mean.false_alarms.sum()), int(mean.misses.sum())) == (above, n - above, 0)
@@ -116,4 +116,30 @@ def test_ensemble_mean_is_scored_from_the_same_members(tiny_store):
         # member 200 hits every event and false-alarms elsewhere; member 0 misses every event
         assert (int(members.hits.sum()), int(members.false_alarms.sum()), int(members.misses.sum())) == \
             (above, n - above, above)
-    np.testing.assert_allclose(res["ddim:1 mean"].CRPS.values, res["ddim:1"].CRPS.values)   # same ensemble
+    assert "CRPS" not in res["ddim:1+mean"] and "CRPS" in res["ddim:1"]      # the ensemble's, scored once
+
+
+def test_probability_view_uses_levels_chosen_on_the_validation_split(tiny_store):
+    """Two members, 0 and 200 bytes: the probability of an event is 1/2 wherever 200 bytes reaches the
+    threshold. At 74 bytes the best level on the validation split is 1/2 (level 1 says no everywhere);
+    the test split's yes/no then says yes everywhere, counted against the observations directly."""
+
+    def two_levels(context, seeds):
+        out = torch.zeros(context.shape[0], len(seeds), 6, *context.shape[-2:])
+        out[:, 1::2] = 200 / 255
+        return out
+
+    res = score_nowcasters([_FakeNowcaster(two_levels)], tiny_store, windows=2, members=2, progress=False,
+                           views=("members", "pm", "probability"), level_windows=2)
+    assert set(res) == {"ddim:1", "ddim:1+pm", "ddim:1+prob"}
+    prob = res["ddim:1+prob"]
+    assert prob.attrs["levels_split"] == "val" and prob.attrs["levels"][1] == 0.5
+    assert prob.attrs["levels"][-1] == 1.0                   # 219 bytes: never forecast, no CSI: level 1
+    ds = WindowDataset(tiny_store, "sevirlr", "test")
+    idx = np.unique(np.linspace(0, len(ds) - 1, 2).round().astype(int))
+    obs = np.stack([np.round(ds[int(i)]["x"][7:, 0].numpy() * 255) for i in idx])
+    above = int((obs >= 74).sum())
+    got = prob.sel(threshold=74, scale=1)
+    assert (int(got.hits.sum()), int(got.false_alarms.sum()), int(got.misses.sum())) == (above, obs.size - above, 0)
+    with pytest.raises(ValueError, match="unknown views"):
+        score_nowcasters([_FakeNowcaster(two_levels)], tiny_store, views=("median",), progress=False)

@@ -31,7 +31,7 @@ from torch.nn import functional as F
 
 from ..foundation.config import DictRoundTrip
 
-__all__ = ["UNetConfig", "SpaceTimeUNet", "timestep_embedding", "AxialAttentionBlock", "TimeEmbedResBlock",
+__all__ = ["UNetConfig", "SpaceTimeUNet", "TIME_PADDINGS", "timestep_embedding", "AxialAttentionBlock", "TimeEmbedResBlock",
            "PatchMerging", "Upsample"]
 
 
@@ -53,6 +53,7 @@ class UNetConfig(DictRoundTrip):
     norm_groups: int = 32
     guide: bool = False       # the condition carries first-guess latents of the target frames too
     guide_stacks: int = 1     # first-guess sequences it carries (Lagrangian history, the latest last)
+    time_padding: str = "zeros"  # 3-D convolutions' time edges: "zeros" (PreDiff) or "replicate"
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -71,24 +72,41 @@ def _groups(channels: int, groups: int) -> int:
     return g
 
 
-class TimeEmbedResBlock(nn.Module):
-    """GN → SiLU → Conv3d(3) (+ Linear(temb)) → GN → SiLU → Dropout → Conv3d(3), residual."""
+TIME_PADDINGS = ("zeros", "replicate")
 
-    def __init__(self, c_in: int, c_out: int, temb_dim: int | None, dropout: float, groups: int):
+
+class TimeEmbedResBlock(nn.Module):
+    """GN → SiLU → Conv3d(3) (+ Linear(temb)) → GN → SiLU → Dropout → Conv3d(3), residual.
+
+    ``time_padding`` sets what the convolutions see past the first and last frame: ``"zeros"``
+    (PreDiff's, and every model before it existed) or ``"replicate"`` (the edge frame repeated), under
+    which a sequence that does not change in time stays unchanged at its ends too: the last target frame
+    is not told, by zeros after it, that the field ends there. Space is always zero-padded.
+    """
+
+    def __init__(self, c_in: int, c_out: int, temb_dim: int | None, dropout: float, groups: int,
+                 time_padding: str = "zeros"):
         super().__init__()
+        if time_padding not in TIME_PADDINGS:
+            raise ValueError(f"time_padding must be one of {TIME_PADDINGS}, got {time_padding!r}")
+        self.pad_time = time_padding == "replicate"
+        pad = (0, 1, 1) if self.pad_time else 1
         self.norm1 = nn.GroupNorm(_groups(c_in, groups), c_in)
-        self.conv1 = nn.Conv3d(c_in, c_out, 3, padding=1)
+        self.conv1 = nn.Conv3d(c_in, c_out, 3, padding=pad)
         self.temb = nn.Linear(temb_dim, c_out) if temb_dim else None
         self.norm2 = nn.GroupNorm(_groups(c_out, groups), c_out)
         self.drop = nn.Dropout(dropout)
-        self.conv2 = nn.Conv3d(c_out, c_out, 3, padding=1)
+        self.conv2 = nn.Conv3d(c_out, c_out, 3, padding=pad)
         self.skip = nn.Conv3d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
+    def _time_edges(self, x):
+        return F.pad(x, (0, 0, 0, 0, 1, 1), mode="replicate") if self.pad_time else x
+
     def forward(self, x, temb=None):  # noqa: D102
-        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv1(self._time_edges(F.silu(self.norm1(x))))
         if self.temb is not None:
             h = h + self.temb(F.silu(temb))[:, :, None, None, None]
-        h = self.conv2(self.drop(F.silu(self.norm2(h))))
+        h = self.conv2(self._time_edges(self.drop(F.silu(self.norm2(h)))))
         return self.skip(x) + h
 
 
@@ -181,8 +199,8 @@ class Upsample(nn.Module):
 class _Level(nn.Module):
     def __init__(self, dim: int, depth: int, temb_dim: int, shape: tuple, cfg: UNetConfig):
         super().__init__()
-        self.res = nn.ModuleList(TimeEmbedResBlock(dim, dim, temb_dim, cfg.dropout, cfg.norm_groups)
-                                 for _ in range(depth))
+        self.res = nn.ModuleList(TimeEmbedResBlock(dim, dim, temb_dim, cfg.dropout, cfg.norm_groups,
+                                                   cfg.time_padding) for _ in range(depth))
         self.attn = nn.ModuleList(AxialAttentionBlock(dim, cfg.heads, shape, cfg.ffn_mult, cfg.dropout)
                                   for _ in range(depth))
 
@@ -207,7 +225,7 @@ class SpaceTimeUNet(nn.Module):
         if cfg.guide_stacks < 1:
             raise ValueError(f"guide_stacks must be at least 1, got {cfg.guide_stacks}")
         c_in = cfg.latent_channels * (1 + (cfg.guide_stacks if cfg.guide else 0)) + 1
-        self.first_proj = TimeEmbedResBlock(c_in, c0, None, cfg.dropout, cfg.norm_groups)
+        self.first_proj = TimeEmbedResBlock(c_in, c0, None, cfg.dropout, cfg.norm_groups, cfg.time_padding)
         self.pos_t = nn.Parameter(torch.zeros(1, c0, t_all, 1, 1))
         self.pos_h = nn.Parameter(torch.zeros(1, c0, 1, cfg.height, 1))
         self.pos_w = nn.Parameter(torch.zeros(1, c0, 1, 1, cfg.width))

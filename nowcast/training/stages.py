@@ -124,7 +124,7 @@ def _warm_start(cfg: TrainConfig, vae: FrameVAE, ucfg: UNetConfig, dcfg: Diffusi
     """The nowcaster of ``cfg.warm_start``, checked against the run's VAE and model settings, and the
     run's diffusion settings with its latent scale factor."""
     src = load_model(cfg.warm_start, device)
-    if src.ldm.unet.cfg.to_dict() != ucfg.to_dict():
+    if replace(src.ldm.unet.cfg, time_padding=ucfg.time_padding).to_dict() != ucfg.to_dict():   # same weights
         raise ValueError(f"warm start: the UNet of {cfg.warm_start} does not match the config's unet section")
     theirs = src.ldm.cfg
     if dcfg.scale_factor <= 0:                    # automatic: the scale its denoiser was trained with

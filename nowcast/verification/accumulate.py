@@ -7,15 +7,26 @@
 * fractions skill score at thresholds × neighbourhood sizes (the same ``scale`` axis) × lead times;
 * CRPS (ensemble estimator; fair variant from two members on; with one member it is the MAE and
   is labelled so), ensemble-mean MAE / MSE / RMSE, ensemble spread and the spread–skill ratio,
-  rank histograms, and Brier scores of the exceedance probabilities;
+  rank histograms, and per threshold the counts of the exceedance probabilities ``k/M`` and of the
+  events under each (reliability diagrams, the Brier score and its decomposition);
 * LPIPS per lead time when its weights exist (otherwise the result says it is unavailable).
 
 Conventions: predictions and targets are VIL bytes (uint8, 255 = missing, or floats on the byte
 scale); categorical scores and FSS threshold the byte scale; continuous scores (CRPS, MAE, MSE,
 spread) are in the models' units ``byte/255``. A pixel that is missing in the target or in any
-member is left out of every score. By default each ensemble member is scored as a forecast of its
-own (counts pooled over members, ``categorical="members"``), which is what diffusion nowcasting
-papers report; ``categorical="mean"`` scores the ensemble mean instead.
+member is left out of every score.
+
+Which field the categorical scores (and the FSS) judge is the ``categorical`` view:
+
+* ``"members"`` (default): each member as a forecast of its own, counts summed over members — what
+  diffusion nowcasting papers report, and what compares fairly with another ensemble's members;
+* ``"mean"``: the ensemble mean (error-minimising; compare with a deterministic extrapolation);
+* ``"pm"``: the probability-matched mean (:func:`~.ensemble.probability_matched_mean`);
+* ``"probability"``: yes where the fraction of members exceeding a threshold reaches that
+  threshold's probability ``levels`` (chosen beforehand, e.g. on a validation split; no FSS).
+
+The continuous and probabilistic scores are the ensemble's whatever the view; an accumulator made with
+``ensemble_scores=False`` leaves them out (a second view of forecasts another accumulator scores).
 """
 
 from __future__ import annotations
@@ -25,13 +36,14 @@ import torch
 
 from ..data.codec import MISSING, SEVIR_THRESHOLDS
 from . import categorical as contingency
-from .ensemble import (brier_terms, crps_ensemble, crps_label, exceedance, exceedance_probability, rank_counts,
-                       spread_skill_factor)
+from .ensemble import (crps_ensemble, crps_label, exceedance, probability_matched_mean,
+                       rank_counts, spread_skill_factor)
 from .spatial import FSSAccumulator
-from .summarise import add_scores, divide
+from .summarise import add_probability_scores, add_scores, divide
 
 __all__ = ["EvaluationAccumulator"]
 
+VIEWS = ("members", "mean", "pm", "probability")
 _SUMS = ("n_valid", "abs_err", "sq_err", "crps", "crps_fair", "variance", "lpips", "n_lpips")
 
 
@@ -54,8 +66,12 @@ class EvaluationAccumulator:
         Event definition for categorical scores and Brier scores (FSS always uses ``>=``).
     pooling : {'max', 'avg'}
         Pooling before thresholding at scales above 1.
-    categorical : {'members', 'mean'}
-        Score every member (counts pooled over members) or the ensemble mean.
+    categorical : {'members', 'mean', 'pm', 'probability'}
+        The field the categorical scores judge (see the module's docstring).
+    levels : sequence of float, optional
+        With ``categorical='probability'``: one probability level in (0, 1] per threshold.
+    ensemble_scores : bool
+        Accumulate the continuous and probabilistic scores (CRPS, spread, rank histograms, Brier).
     lead_times : sequence of float, optional
         Lead times in minutes for the ``lead_time`` coordinate (default: steps 1 … n_lead).
     fss : bool
@@ -68,13 +84,25 @@ class EvaluationAccumulator:
     """
 
     def __init__(self, n_lead: int, thresholds=SEVIR_THRESHOLDS, scales=(1, 4, 16), *, comparison: str = ">=",
-                 pooling: str = "max", categorical: str = "members", lead_times=None, fss: bool = True,
-                 lpips="auto", seed: int = 0):
-        if categorical not in ("members", "mean"):
-            raise ValueError(f"categorical must be 'members' or 'mean', got {categorical!r}")
+                 pooling: str = "max", categorical: str = "members", levels=None, lead_times=None,
+                 fss: bool = True, lpips="auto", seed: int = 0, ensemble_scores: bool = True):
+        if categorical not in VIEWS:
+            raise ValueError(f"categorical must be one of {VIEWS}, got {categorical!r}")
+        if (categorical == "probability") != (levels is not None):
+            raise ValueError("categorical='probability' needs one probability level per threshold (levels), "
+                             "and only it takes levels")
+        if levels is not None:
+            levels = tuple(float(v) for v in levels)
+            if len(levels) != len(thresholds) or not all(0.0 < v <= 1.0 for v in levels):
+                raise ValueError(f"levels must be {len(thresholds)} probabilities in (0, 1], got {levels}")
+            if pooling != "max":
+                raise ValueError("yes/no probability forecasts are pooled with 'max' (an event anywhere in the "
+                                 "block); pooling='avg' has no meaning for them")
+            fss = False
         if lead_times is not None and len(lead_times) != n_lead:
             raise ValueError(f"{len(lead_times)} lead times given for {n_lead} leads")
         self.n_lead, self.categorical, self.seed = int(n_lead), categorical, seed
+        self.levels, self.ensemble_scores = levels, bool(ensemble_scores)
         self.lead_times = None if lead_times is None else tuple(float(t) for t in lead_times)
         self.counts = contingency.init_counts(n_lead, thresholds, scales, comparison, pooling)
         self.thresholds, self.scales = self.counts.thresholds, self.counts.scales
@@ -82,7 +110,7 @@ class EvaluationAccumulator:
         self.n_members = None
         self.n_samples = 0
         self.sums = {k: np.zeros(n_lead) for k in _SUMS}
-        self.brier = np.zeros((len(self.thresholds), n_lead))
+        self.prob_n = self.prob_o = None   # (threshold, lead_time, M + 1) once M is known
         self.ranks = None
         self._rng = np.random.default_rng(seed)
         self.lpips_model, self.lpips_note = _setup_lpips(lpips)
@@ -115,6 +143,8 @@ class EvaluationAccumulator:
         if self.n_members is None:
             self.n_members = m
             self.ranks = np.zeros((self.n_lead, m + 1), dtype=np.int64)
+            self.prob_n = np.zeros((len(self.thresholds), self.n_lead, m + 1), dtype=np.int64)
+            self.prob_o = np.zeros_like(self.prob_n)
         elif m != self.n_members:
             raise ValueError(f"every batch must have {self.n_members} members, this one has {m}")
         valid = (y != MISSING) & (p != MISSING).all(axis=1)
@@ -123,7 +153,8 @@ class EvaluationAccumulator:
         if mask is not None:
             valid &= np.broadcast_to(_to_numpy(mask).astype(bool), valid.shape)
         self._categorical(p, y, valid)
-        self._continuous(p, y, valid)
+        if self.ensemble_scores:
+            self._continuous(p, y, valid)
         if self.lpips_model is not None:
             self._lpips(p, y, valid)
         self.n_samples += b
@@ -131,12 +162,15 @@ class EvaluationAccumulator:
 
     def _categorical(self, p, y, valid):
         b, m = p.shape[:2]
+        if self.categorical == "probability":
+            contingency.accumulate_yes_no(self.counts, self._yes(p), y, mask=valid)
+            return
         if self.categorical == "members":
             fields = p.reshape((b * m,) + p.shape[2:])
             obs = np.repeat(y, m, axis=0)
             ok = np.repeat(valid, m, axis=0)
         else:
-            fields = np.where(valid, p.astype(np.float32).mean(axis=1), np.nan)
+            fields = self._mean_field(p, valid)
             obs, ok = y, valid
         contingency.accumulate(self.counts, fields, obs, mask=ok)
         if self.fss is not None:
@@ -146,6 +180,24 @@ class EvaluationAccumulator:
             miss = np.asarray(MISSING, dtype=fields.dtype)
             keep = valid[:, None] if fields.ndim == 5 else valid
             self.fss.update(np.where(keep, fields, miss), np.where(valid, obs, np.asarray(MISSING, dtype=obs.dtype)))
+
+    def _mean_field(self, p, valid):
+        """The ensemble mean or probability-matched mean ``(B, lead_time, H, W)``, NaN where invalid."""
+        if self.categorical == "mean":
+            return np.where(valid, p.astype(np.float32).mean(axis=1), np.nan)
+        out = np.empty(valid.shape, dtype=np.float32)
+        for i in range(p.shape[0]):
+            for lead in range(p.shape[2]):
+                out[i, lead] = probability_matched_mean(p[i, :, lead], valid=valid[i, lead])
+        return out
+
+    def _yes(self, p):
+        """Yes/no forecasts ``(threshold, B, lead_time, H, W)``: member fraction over each threshold ≥ its level."""
+        m = p.shape[1]
+        comparison = self.counts.comparison
+        # k/M >= level  <=>  k >= ceil(level·M) (with a tolerance for levels given as k/M in floats)
+        need = [int(np.ceil(level * m - 1e-9)) for level in self.levels]
+        return np.stack([exceedance(p, thr, comparison).sum(axis=1) >= k for thr, k in zip(self.thresholds, need)])
 
     def _continuous(self, p, y, valid):
         m = p.shape[1]
@@ -168,8 +220,13 @@ class EvaluationAccumulator:
             self.ranks[lead] += rank_counts(members, o[:, lead][ok], self._rng)
         comparison = self.counts.comparison
         for ti, thr in enumerate(self.thresholds):
-            prob = exceedance_probability(p, thr, comparison, axis=1)
-            self.brier[ti] += lead_sum(brier_terms(prob, exceedance(y, thr, comparison)))
+            k = exceedance(p, thr, comparison).sum(axis=1)                # (B, lead, H, W) members over
+            event = exceedance(y, thr, comparison)
+            for lead in range(self.n_lead):
+                ok = valid[:, lead]
+                kk = k[:, lead][ok]
+                self.prob_n[ti, lead] += np.bincount(kk, minlength=m + 1)
+                self.prob_o[ti, lead] += np.bincount(kk, weights=event[:, lead][ok], minlength=m + 1).astype(np.int64)
 
     def _lpips(self, p, y, valid):
         b, m = p.shape[:2]
@@ -185,10 +242,10 @@ class EvaluationAccumulator:
     # -- combination ----------------------------------------------------------------------------
     def merge(self, other: "EvaluationAccumulator") -> "EvaluationAccumulator":
         """A new accumulator holding both (same configuration and number of members)."""
-        same = (self.n_lead, self.thresholds, self.scales, self.categorical, self.lead_times,
-                self.fss is None, self.lpips_model is None) == \
-               (other.n_lead, other.thresholds, other.scales, other.categorical, other.lead_times,
-                other.fss is None, other.lpips_model is None)
+        same = (self.n_lead, self.thresholds, self.scales, self.categorical, self.levels, self.lead_times,
+                self.fss is None, self.lpips_model is None, self.ensemble_scores) == \
+               (other.n_lead, other.thresholds, other.scales, other.categorical, other.levels, other.lead_times,
+                other.fss is None, other.lpips_model is None, other.ensemble_scores)
         if not same:
             raise ValueError("cannot merge accumulators with different configurations")
         if None not in (self.n_members, other.n_members) and self.n_members != other.n_members:
@@ -200,9 +257,9 @@ class EvaluationAccumulator:
         out.n_members = self.n_members if self.n_members is not None else other.n_members
         out.n_samples = self.n_samples + other.n_samples
         out.sums = {k: self.sums[k] + other.sums[k] for k in _SUMS}
-        out.brier = self.brier + other.brier
-        parts = [r for r in (self.ranks, other.ranks) if r is not None]
-        out.ranks = sum(parts) if parts else None
+        for name in ("ranks", "prob_n", "prob_o"):
+            parts = [getattr(a, name) for a in (self, other) if getattr(a, name) is not None]
+            setattr(out, name, sum(parts) if parts else None)
         out._rng = np.random.default_rng(self.seed)
         return out
 
@@ -212,10 +269,14 @@ class EvaluationAccumulator:
 
         Variables on (threshold, scale, lead_time): the counts ``hits``, ``misses``,
         ``false_alarms``, ``correct_negatives`` and the scores CSI, POD, FAR, SUCR, BIAS, HSS, ETS,
-        FSS; on (scale, lead_time): CSI_M; on (lead_time): CRPS, CRPS_fair, MAE, MSE, RMSE (of the
-        ensemble mean), spread, spread_skill, LPIPS, n_valid; on (threshold, lead_time): Brier; on
-        (lead_time, rank): rank_histogram. ``ds.to_array('metric')`` stacks them along a
-        ``metric`` dimension. :func:`summarize` pools over lead times.
+        FSS; on (scale, lead_time): CSI_M; on (lead_time): n_valid and (unless ``ensemble_scores``
+        is off) CRPS, CRPS_fair, MAE, MSE, RMSE (of the ensemble mean), spread, spread_skill, LPIPS;
+        on (threshold, lead_time): Brier, Brier_reliability, Brier_resolution, Brier_uncertainty,
+        base_rate; on (threshold, lead_time, probability): probability_forecasts and
+        probability_events (the reliability diagram's counts: points forecast with probability
+        ``k/M`` and events among them); on (lead_time, rank): rank_histogram.
+        ``ds.to_array('metric')`` stacks them along a ``metric`` dimension. :func:`summarize` pools
+        over lead times.
         """
         import xarray as xr
 
@@ -229,14 +290,18 @@ class EvaluationAccumulator:
         if self.fss is not None:
             ds["FSS"] = (cat, self.fss.compute())
         n = self.sums["n_valid"]
-        for name, value in _lead_scores(self.sums, self.brier, self.n_members).items():
-            ds[name] = (("threshold", "lead_time") if name == "Brier" else ("lead_time",), value)
         ds["n_valid"] = (("lead_time",), n)
-        ds["rank_histogram"] = (("lead_time", "rank"), self.ranks)
-        # sums kept so that summarize() can pool over lead times exactly
-        ds["sum_variance"] = (("lead_time",), self.sums["variance"])
-        ds["n_lpips"] = (("lead_time",), self.sums["n_lpips"])
-        if self.lpips_model is None:
+        if self.ensemble_scores:
+            for name, value in _lead_scores(self.sums, self.n_members).items():
+                ds[name] = (("lead_time",), value)
+            ds["rank_histogram"] = (("lead_time", "rank"), self.ranks)
+            ds["probability_forecasts"] = (("threshold", "lead_time", "probability"), self.prob_n)
+            ds["probability_events"] = (("threshold", "lead_time", "probability"), self.prob_o)
+            add_probability_scores(ds)
+            # sums kept so that summarize() can pool over lead times exactly
+            ds["sum_variance"] = (("lead_time",), self.sums["variance"])
+            ds["n_lpips"] = (("lead_time",), self.sums["n_lpips"])
+        if self.lpips_model is None and "LPIPS" in ds:
             ds = ds.drop_vars("LPIPS")
         ds.attrs.update(self._attrs())
         return ds
@@ -246,12 +311,14 @@ class EvaluationAccumulator:
         return {"threshold": ("threshold", np.array(self.thresholds, dtype=float)),
                 "scale": ("scale", np.array(self.scales)),
                 "lead_time": ("lead_time", lead, {"units": "steps" if self.lead_times is None else "minutes"}),
-                "rank": ("rank", np.arange(self.n_members + 1))}
+                "rank": ("rank", np.arange(self.n_members + 1)),
+                "probability": ("probability", np.linspace(0.0, 1.0, self.n_members + 1))}
 
     def _attrs(self) -> dict:
         return {"n_members": int(self.n_members), "n_samples": int(self.n_samples),
                 "comparison": self.counts.comparison, "pooling": self.counts.pooling,
                 "categorical": self.categorical, "crps_label": crps_label(self.n_members),
+                **({"levels": list(self.levels)} if self.levels is not None else {}),
                 "continuous_units": "byte/255",
                 "lpips": self.lpips_note}
 
@@ -278,7 +345,7 @@ def _setup_lpips(lpips):
     return lpips, f"AlexNet v0.1 ({lpips.source})"
 
 
-def _lead_scores(sums: dict, brier: np.ndarray, n_members: int) -> dict:
+def _lead_scores(sums: dict, n_members: int) -> dict:
     n = sums["n_valid"]
     out = {"CRPS": divide(sums["crps"], n),
            "CRPS_fair": divide(sums["crps_fair"], n) if n_members > 1 else np.full_like(n, np.nan),
@@ -289,6 +356,5 @@ def _lead_scores(sums: dict, brier: np.ndarray, n_members: int) -> dict:
         out["spread_skill"] = spread_skill_factor(n_members) * divide(out["spread"], out["RMSE"])
     else:
         out["spread"] = out["spread_skill"] = np.full_like(n, np.nan)
-    out["Brier"] = divide(brier, n[None])
     out["LPIPS"] = divide(sums["lpips"], sums["n_lpips"])
     return out

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from ..data.codec import MISSING, SEVIR_THRESHOLDS
 
-__all__ = ["ContingencyCounts", "init_counts", "accumulate", "merge", "compute", "SCORES"]
+__all__ = ["ContingencyCounts", "init_counts", "accumulate", "accumulate_yes_no", "merge", "compute", "SCORES"]
 
 SCORES = ("CSI", "POD", "FAR", "SUCR", "BIAS", "HSS", "ETS")
 
@@ -138,6 +138,39 @@ def accumulate(counts: ContingencyCounts, pred, obs, mask=None, missing=MISSING)
             counts.misses[ti, si] += joint[:, pn, pe].sum((1, 2))
             counts.false_alarms[ti, si] += joint[:, pe, pn].sum((1, 2))
             counts.correct_negatives[ti, si] += joint[:, pn, pn].sum((1, 2))
+    return counts
+
+
+def accumulate_yes_no(counts: ContingencyCounts, pred_yes, obs, mask=None, missing=MISSING) -> ContingencyCounts:
+    """Add yes/no forecasts made per threshold (e.g. "probability ≥ level") to the counts (in place).
+
+    Parameters
+    ----------
+    counts : ContingencyCounts
+        Running counts (max pooling: at scale s a block says yes where any of its pixels does).
+    pred_yes : array-like of bool
+        ``(threshold, B, lead_time, H, W)``: the forecast's yes/no for each of the counts' thresholds.
+    obs : array-like
+        ``(B, lead_time, H, W)`` observations, thresholded with the counts' comparison.
+    mask, missing
+        As in :func:`accumulate`.
+    """
+    if counts.pooling != "max":
+        raise ValueError("yes/no forecasts are pooled with 'max' (an event anywhere in the block)")
+    yes = np.asarray(pred_yes, dtype=bool)
+    o = np.asarray(obs, dtype=np.float32)
+    if yes.shape != (len(counts.thresholds),) + o.shape:
+        raise ValueError(f"pred_yes must be (threshold, B, lead_time, H, W) = "
+                         f"{(len(counts.thresholds),) + o.shape}, got {yes.shape}")
+    valid = np.isfinite(o) if missing is None else np.isfinite(o) & (o != missing)
+    if mask is not None:
+        valid &= np.broadcast_to(np.asarray(mask, dtype=bool), o.shape)
+    for ti, thr in enumerate(counts.thresholds):
+        one = init_counts(counts.n_lead, (0.5,), counts.scales, ">=", "max")
+        event = (o >= thr) if counts.comparison == ">=" else (o > thr)
+        accumulate(one, yes[ti].astype(np.float32), event.astype(np.float32), mask=valid, missing=None)
+        for name in ("hits", "misses", "false_alarms", "correct_negatives"):
+            getattr(counts, name)[ti] += getattr(one, name)[0]
     return counts
 
 

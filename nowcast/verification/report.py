@@ -45,8 +45,11 @@ def markdown_table(results, nfe: dict | None = None) -> str:
         row = [name] + ([str(nfe.get(name, ""))] if nfe else [])
         row += [_fmt(float(sm.CSI_M.sel(scale=s))) for s in scales]
         row.append(_fmt(float(np.nanmean(sm.HSS.sel(scale=scales[0]).values))))
-        crps = _fmt(float(sm.CRPS))
-        row.append(crps if ds.attrs["n_members"] > 1 else f"{crps} (MAE)")
+        if "CRPS" not in sm:                                  # a categorical view of an ensemble
+            row.append("—")
+        else:
+            crps = _fmt(float(sm.CRPS))
+            row.append(crps if ds.attrs["n_members"] > 1 else f"{crps} (MAE)")
         if "FSS" in first:
             fss = ds.FSS.isel(scale=-1).values
             row.append(_fmt(float(np.nanmean(fss))) if np.isfinite(fss).any() else "nan")
@@ -66,7 +69,7 @@ def lead_time_table(ds) -> str:
     for i, lead in enumerate(ds.lead_time.values):
         row = [f"{lead:g}"] + [_fmt(float(ds.CSI_M.sel(scale=s).isel(lead_time=i))) for s in scales]
         row.append(_fmt(float(np.nanmean(ds.HSS.sel(scale=scales[0]).isel(lead_time=i).values))))
-        row.append(_fmt(float(ds.CRPS.isel(lead_time=i))))
+        row.append(_fmt(float(ds.CRPS.isel(lead_time=i))) if "CRPS" in ds else "—")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -115,7 +118,7 @@ def summary_json(results: dict) -> dict:
                 "CSI_M": {str(s): [_clean(v) for v in ds.CSI_M.sel(scale=s).values] for s in scales},
                 "HSS_M": [_clean(np.nanmean(ds.HSS.sel(scale=scales[0]).isel(lead_time=i).values))
                           for i in range(ds.sizes["lead_time"])],
-                "CRPS": [_clean(v) for v in ds.CRPS.values]}
+                "CRPS": [_clean(v) for v in ds.CRPS.values] if "CRPS" in ds else None}
         out[name] = {**{k: ds.attrs.get(k) for k in _COST + ("n_windows", "n_members")},
                      "lpips": ds.attrs.get("lpips"), "pooled": pooled, "by_lead": lead}
     return out

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import categorical as contingency
-from .ensemble import spread_skill_factor
+from .ensemble import brier_decomposition, spread_skill_factor
 
-__all__ = ["summarize", "add_scores", "divide"]
+__all__ = ["summarize", "add_scores", "add_probability_scores", "divide"]
 
 
 def divide(num, den):
@@ -24,6 +24,17 @@ def add_scores(ds, counts, pooled: bool) -> None:
         value = scores[name][..., 0] if pooled else scores[name]
         ds[name] = (dims, value)
     ds["CSI_M"] = (dims[1:], scores["CSI-M"][..., 0] if pooled else scores["CSI-M"])
+
+def add_probability_scores(ds) -> None:
+    """Add the Brier score, its decomposition and the base rate from ``probability_forecasts`` and
+    ``probability_events`` (the last axis ``probability``) to ``ds``."""
+    dims = ds.probability_forecasts.dims[:-1]
+    parts = brier_decomposition(ds.probability_forecasts.values, ds.probability_events.values)
+    ds["Brier"] = (dims, parts["Brier"])
+    for name in ("reliability", "resolution", "uncertainty"):
+        ds[f"Brier_{name}"] = (dims, parts[name])
+    ds["base_rate"] = (dims, parts["base_rate"])
+
 
 def summarize(ds):
     """Scores pooled over all lead times (counts and sums added, then scored once).
@@ -45,8 +56,11 @@ def summarize(ds):
         tuple(ds.threshold.values), tuple(int(s) for s in ds.scale.values), ds.sizes["lead_time"],
         ds.attrs["comparison"], ds.attrs["pooling"], ds.hits.values, ds.misses.values,
         ds.false_alarms.values, ds.correct_negatives.values)
-    out = xr.Dataset(coords={k: ds.coords[k] for k in ("threshold", "scale", "rank")})
+    out = xr.Dataset(coords={k: ds.coords[k] for k in ("threshold", "scale", "rank", "probability")})
     add_scores(out, counts, pooled=True)
+    if "CRPS" not in ds:                 # a categorical view only
+        out.attrs.update(ds.attrs)
+        return out
     n = ds.n_valid.values
     total = n.sum()
     for name in ("CRPS", "CRPS_fair", "MAE", "MSE"):
@@ -56,7 +70,9 @@ def summarize(ds):
         out["spread"] = np.sqrt(ds.sum_variance.values.sum() / total)
         m = ds.attrs["n_members"]
         out["spread_skill"] = spread_skill_factor(m) * out["spread"] / out["RMSE"]
-    out["Brier"] = (("threshold",), (ds.Brier.values * n[None]).sum(1) / total)
+    out["probability_forecasts"] = ds.probability_forecasts.sum("lead_time")
+    out["probability_events"] = ds.probability_events.sum("lead_time")
+    add_probability_scores(out)
     if "LPIPS" in ds:
         k = ds.n_lpips.values
         out["LPIPS"] = float((ds.LPIPS.values * k).sum() / k.sum())

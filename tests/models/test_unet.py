@@ -59,3 +59,30 @@ def test_axial_attention_mixes_only_along_its_axis():
 def test_patch_merging_halves_space_and_doubles_channels():
     pm = PatchMerging(8)
     assert pm(torch.randn(2, 8, 3, 4, 6)).shape == (2, 16, 3, 2, 3)
+
+
+@pytest.mark.parametrize("padding", ["zeros", "replicate"])
+def test_time_edges_of_a_sequence_that_does_not_change(padding):
+    """A field that is the same at every time is a fixed point of time shifts; a time-invariant block
+    must map it to a field that is again the same at every time, *including the first and last frame*.
+    With zero padding the last frame is told, by zeros after it, that the sequence ends: its output
+    differs from the interior's (the cause of the +60 min drop the 'replicate' padding removes)."""
+    from nowcast.models.unet import TimeEmbedResBlock
+
+    torch.manual_seed(0)
+    block = TimeEmbedResBlock(4, 8, 16, 0.0, 2, time_padding=padding).eval()
+    frame = torch.randn(2, 4, 1, 5, 5)
+    out = block(frame.expand(2, 4, 6, 5, 5), torch.randn(2, 16))
+    interior = out[:, :, 2:3]
+    edges_equal = all(torch.allclose(out[:, :, i:i + 1], interior, atol=1e-5) for i in (0, 5))
+    assert edges_equal == (padding == "replicate")
+
+
+def test_time_padding_is_checked_and_keeps_the_weights(tiny_unet_cfg):
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="time_padding"):
+        SpaceTimeUNet(replace(tiny_unet_cfg, time_padding="circular"))
+    zeros = SpaceTimeUNet(tiny_unet_cfg).state_dict()
+    rep = SpaceTimeUNet(replace(tiny_unet_cfg, time_padding="replicate")).state_dict()
+    assert {k: v.shape for k, v in zeros.items()} == {k: v.shape for k, v in rep.items()}
