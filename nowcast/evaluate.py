@@ -7,7 +7,10 @@ Every sampler forecasts the same windows with the same member seeds::
 
 Samplers: ``ddpm:N`` (ancestral), ``SOLVER:STEPS`` (``ddim:100``, ``ipndm:5``, …), ``spanlift:RUN_DIR``
 or ``dyweight:RUN_DIR`` (a learned solver from ``python -m nowcast.train``; ``spanlift:default`` is
-the shipped one), ``persistence``, ``pysteps``. Without ``--data`` the cached synthetic SEVIR-LR
+the shipped one), ``persistence``, ``extrapolation`` (alias ``pysteps``), ``steps`` (pysteps' STEPS
+ensemble). An ensemble's members are scored each as a forecast (counts summed over members);
+``--views mean pm probability`` adds its ensemble mean, probability-matched mean and probability
+yes/no forecasts, from the same members. Without ``--data`` the cached synthetic SEVIR-LR
 store is used. Writes ``OUT/metrics.nc`` (every score over sampler × threshold × pooling scale ×
 lead time: CSI, POD, FAR, BIAS, HSS, FSS, CRPS, …, plus NFE and wall time), ``OUT/metrics.json``
 (pooled and per-lead summaries) and ``OUT/table.md`` (laid out like the SpanLift paper's Table 4).
@@ -45,6 +48,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--members", type=count(1, 1024, "memory grows with the members"), default=4, help="ensemble members per context (default 4)")
     p.add_argument("--seed", type=seed, default=0, help="member m uses seed SEED+m (default 0)")
     p.add_argument("--batch", type=count(1), default=4, help="contexts per model call (default 4)")
+    p.add_argument("--views", nargs="+", default=["members"], choices=("members", "mean", "pm", "probability"),
+                   metavar="VIEW",
+                   help="what the categorical scores of an ensemble judge, each from the same forecasts: "
+                        "members (each member, counts summed; always), mean (the ensemble mean, "
+                        "'NAME+mean'), pm (the probability-matched mean, 'NAME+pm'), probability (yes "
+                        "where the fraction of members over a threshold reaches a level chosen per "
+                        "threshold on the val split, 'NAME+prob') (default: members)")
+    p.add_argument("--level-windows", type=count(1), default=None,
+                   help="val windows on which the probability view chooses its levels (default: as --windows)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the model runs")
     p.add_argument("--out", default="evaluation", help="output folder (default ./evaluation)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in --out")
@@ -76,8 +88,11 @@ def run(args) -> dict:
     nowcasters = [resolve_nowcaster(s, model, device, require_steps=True) for s in specs]
     store = args.data or synthetic_store(progress=not args.no_progress)
     t0 = time.perf_counter()
+    if "probability" in args.views and args.split == "val":
+        raise ValueError("--views probability chooses its levels on the val split: score another --split")
     results = score_nowcasters(nowcasters, store, args.split, windows=args.windows, members=args.members,
-                               seed=args.seed, batch=args.batch, progress=not args.no_progress)
+                               seed=args.seed, batch=args.batch, progress=not args.no_progress, views=args.views,
+                               level_windows=args.level_windows or args.windows)
     provenance = {"command": " ".join(["python -m nowcast.evaluate", *sys.argv[1:]]), "store": store,
                   "split": args.split, "model": model.path.name if model is not None else None,
                   "model_sha256": file_digest(model.path) if model is not None else None,

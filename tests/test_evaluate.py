@@ -64,3 +64,24 @@ def test_bad_samplers_exit_2_and_write_nothing(tiny_model_file, tiny_store, tmp_
         assert main(base + ["--samplers", *samplers, "--out", str(out)]) == 2
         assert msg in capsys.readouterr().err
         assert not out.exists()
+
+
+def test_views_score_the_mean_pm_and_probability_of_the_same_members(tiny_model_file, tiny_store, tmp_path):
+    out = tmp_path / "eval"
+    args = ["--model", tiny_model_file, "--data", tiny_store, "--samplers", "ddim:2", "persistence",
+            "--windows", "2", "--members", "2", "--batch", "2", "--out", str(out), "--no-progress",
+            "--views", "mean", "pm", "probability", "--level-windows", "2"]
+    assert main(args) == 0
+    summary = json.loads((out / "metrics.json").read_text())["samplers"]
+    # the deterministic baseline is one member: scored as it is, no views
+    assert set(summary) == {"ddim:2", "ddim:2+mean", "ddim:2+pm", "ddim:2+prob", "persistence"}
+    prob = summary["ddim:2+prob"]
+    assert prob["categorical"] == "probability" and prob["levels_split"] == "val"
+    assert all(v in (0.5, 1.0) for v in prob["levels"])                 # two members: levels 1/2 or 1
+    members = summary["ddim:2"]["pooled"]
+    assert len(members["rank_histogram"]) == 3 and members["reliability_diagram"]["probability"] == [0, 0.5, 1]
+    assert members["Brier"]["74"] == pytest.approx(members["Brier_reliability"]["74"]
+                                                   - members["Brier_resolution"]["74"]
+                                                   + members["Brier_uncertainty"]["74"])
+    assert len(summary["ddim:2"]["by_lead"]["spread_skill"]) == 6
+    assert summary["ddim:2+mean"]["pooled"].get("CRPS") is None        # the ensemble's CRPS is scored once

@@ -108,9 +108,11 @@ def summary_json(results: dict) -> dict:
             pooled[score] = {f"pool{s}" if s > 1 else "pixel": {str(t): _clean(sm[score].sel(threshold=t, scale=s))
                                                                 for t in thr} for s in scales}
         pooled["HSS_M"] = _clean(np.nanmean(sm.HSS.sel(scale=scales[0]).values))
-        for score in ("CRPS", "MAE", "RMSE", "spread_skill"):
+        for score in ("CRPS", "CRPS_fair", "MAE", "RMSE", "spread", "spread_skill"):
             if score in sm:
                 pooled[score] = _clean(sm[score])
+        if "Brier" in sm:
+            pooled.update(_probabilistic(sm, thr))
         if "FSS" in ds:
             pooled["FSS_mean"] = {str(s): _clean(np.nanmean(ds.FSS.sel(scale=s).values)) for s in scales}
         pooled["LPIPS"] = _clean(sm.LPIPS) if "LPIPS" in sm else None
@@ -118,10 +120,27 @@ def summary_json(results: dict) -> dict:
                 "CSI_M": {str(s): [_clean(v) for v in ds.CSI_M.sel(scale=s).values] for s in scales},
                 "HSS_M": [_clean(np.nanmean(ds.HSS.sel(scale=scales[0]).isel(lead_time=i).values))
                           for i in range(ds.sizes["lead_time"])],
-                "CRPS": [_clean(v) for v in ds.CRPS.values] if "CRPS" in ds else None}
-        out[name] = {**{k: ds.attrs.get(k) for k in _COST + ("n_windows", "n_members")},
+                **{k: ([_clean(v) for v in ds[k].values] if k in ds else None)
+                   for k in ("CRPS", "CRPS_fair", "spread_skill")}}
+        extra = {k: ds.attrs[k] for k in ("levels", "levels_split", "levels_csi") if k in ds.attrs}
+        out[name] = {**{k: ds.attrs.get(k) for k in _COST + ("n_windows", "n_members", "categorical")}, **extra,
                      "lpips": ds.attrs.get("lpips"), "pooled": pooled, "by_lead": lead}
     return out
+
+
+def _probabilistic(sm, thr) -> dict:
+    """Pooled Brier score and decomposition, reliability diagram and rank histogram of a summary."""
+    per = lambda v: {str(t): _clean(v.sel(threshold=t)) for t in thr}  # noqa: E731
+    n, o = sm.probability_forecasts, sm.probability_events
+    with np.errstate(divide="ignore", invalid="ignore"):
+        freq = o / n.where(n > 0)
+    return {"Brier": per(sm.Brier), "Brier_reliability": per(sm.Brier_reliability),
+            "Brier_resolution": per(sm.Brier_resolution), "Brier_uncertainty": per(sm.Brier_uncertainty),
+            "reliability_diagram": {"probability": [float(p) for p in sm.probability.values],
+                                    "observed_frequency": {str(t): [_clean(v) for v in freq.sel(threshold=t).values]
+                                                           for t in thr},
+                                    "count": {str(t): [int(v) for v in n.sel(threshold=t).values] for t in thr}},
+            "rank_histogram": [int(v) for v in sm.rank_histogram.values]}
 
 
 def sampler_table(results: dict) -> str:
