@@ -212,7 +212,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     meta = provenance("python benchmarks/default_model.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     model = load_model(args.model)
-    store = args.data or synthetic_store(model.meta.get("config", {}).get("synthetic_events", 480))
+    config = model.meta.get("config", {})         # models from before the radar texture: the cells store
+    store = args.data or synthetic_store(config.get("synthetic_events", 480),
+                                         texture=config.get("synthetic_texture", "cells"))
     named = {"forecast": resolve_nowcaster(args.solver, model), "steps": resolve_nowcaster("steps", model),
              "extrapolation": resolve_nowcaster("extrapolation", model),
              "persistence": resolve_nowcaster("persistence", model)}

@@ -112,10 +112,11 @@ def run(cfg, progress: bool = True, new_run: bool = False, on_step=None) -> str:
     device = torch.device(dev_type, dist.local_rank) if dev_type == "cuda" else torch.device("cpu")
     store = cfg.data
     if store is None:
-        store = synthetic_store(cfg.synthetic_events, progress=progress and dist.main) if dist.main else None
+        store = synthetic_store(cfg.synthetic_events, progress=progress and dist.main,
+                                texture=cfg.synthetic_texture) if dist.main else None
         store = dist.broadcast(store)
         if not dist.main:
-            store = synthetic_store(cfg.synthetic_events, progress=False)
+            store = synthetic_store(cfg.synthetic_events, progress=False, texture=cfg.synthetic_texture)
     if cfg.stage == "spanlift":
         if dist.world > 1:
             raise ValueError("the spanlift stage runs in one process; start it without torchrun")

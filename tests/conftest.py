@@ -34,9 +34,12 @@ def tiny_config(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory):
-    """A SEVIR-LR store of 12 synthetic events on a 32² grid (96² before pooling), no missing pixels."""
+    """A SEVIR-LR store of 12 synthetic events on a 32² grid (96² before pooling), no missing pixels.
+
+    Smooth cells (``texture="cells"``): tests/test_regression.py pins scores and trained weights on
+    these exact fields; the radar texture has its own tests (tests/data/test_texture.py)."""
     root = tmp_path_factory.mktemp("sevir")
-    write_synthetic_sevir(root, SyntheticConfig(n_events=12, size=96, seed=5, missing_fraction=0.0))
+    write_synthetic_sevir(root, SyntheticConfig(n_events=12, size=96, seed=5, missing_fraction=0.0, texture="cells"))
     store = str(tmp_path_factory.mktemp("store") / "lr.zarr")
     build_store(str(root), store, BuildConfig(lr=True))
     return store

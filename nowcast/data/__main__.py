@@ -34,7 +34,7 @@ def _synth(args) -> int:
     t0 = time.perf_counter()
     cat = write_synthetic_sevir(args.root, SyntheticConfig(
         n_events=args.events, size=args.size, frames=args.frames, seed=args.seed,
-        missing_fraction=args.missing_fraction, duplicate_fraction=args.duplicate_fraction),
+        missing_fraction=args.missing_fraction, duplicate_fraction=args.duplicate_fraction, texture=args.texture),
         progress=not args.quiet, workers=args.workers)
     nbytes = sum(p.stat().st_size for p in Path(args.root, "data").rglob("*.h5"))
     print(f"wrote {cat['id'].nunique()} events ({len(cat)} catalog rows, "
@@ -107,6 +107,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=seed, default=0, help="master seed")
     s.add_argument("--missing-fraction", type=fraction, default=0.1, help="events with missing pixels")
     s.add_argument("--duplicate-fraction", type=fraction, default=0.05, help="ids with a duplicated row")
+    s.add_argument("--texture", choices=("radar", "cells"), default="radar",
+                   help="small-scale structure: radar (evolving log-normal cascade, peaked cores, splitting "
+                        "cells) or cells (smooth cells, the first version)")
     s.add_argument("--workers", type=count(1), default=os.cpu_count() or 1, help="generating processes")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_synth)

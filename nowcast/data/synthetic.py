@@ -12,6 +12,12 @@ Each event is a field of vertically integrated liquid (kg m⁻²) encoded with t
 * stratiform shields: smooth, large, weak precipitation from thresholded red noise;
 * multiscale texture: a multiplicative log-normal modulation from power-law noise;
 * advection of everything by a smooth, slowly veering wind of 10–30 m/s;
+* with ``texture="radar"`` (the default; ``"cells"`` is the smooth first version): the modulation
+  is an evolving log-normal cascade (:class:`~.texture.EvolvingNoise`: power-law spectrum, small
+  scales decorrelating fast, large ones slowly, in the moving frame) strong enough to make rain
+  areas intermittent and cores sharp, the stratiform shields evolve the same way, cells have peaked
+  (not Gaussian) cores, propagate on their own relative to the wind, and some split into two cells
+  that drift apart (others, drifting together, merge);
 * some events with missing pixels (255, radar outage blocks) and ``pct_missing > 0``; some
   duplicated catalog rows (the known SEVIR catalog bug).
 
@@ -33,6 +39,7 @@ from ..foundation.tasks import SEVIR_DOMAIN_M
 from .codec import MISSING, encode_vil
 from .projection import laea_to_lonlat
 from .sevir import CATALOG_COLUMNS, SEVIR_PROJ
+from .texture import EvolvingNoise
 
 __all__ = ["SyntheticConfig", "generate_event", "value_encoded_event", "write_synthetic_sevir"]
 
@@ -40,6 +47,12 @@ PATCH_M = SEVIR_DOMAIN_M
 FRAME_SECONDS = 300.0
 EVENT_TYPES = ("Thunderstorm Wind", "Hail", "Heavy Rain", "Flash Flood", "Funnel Cloud")
 REGIMES = ("convective", "squall", "stratiform", "light")
+TEXTURES = ("radar", "cells")
+#: The radar texture's parameters (see :mod:`nowcast.data.texture` and docs/data.md for what they
+#: give): log-modulation spectrum and strength, decorrelation time at 16 km and its scaling, cell
+#: core sharpness, own-propagation spread, splitting probability.
+RADAR_TEXTURE = {"beta": 2.8, "sigma": 0.7, "tau_16km_min": 30.0, "z": 1.0, "shield_beta": 3.5,
+                 "shield_tau_16km_min": 90.0, "core_power": 0.5, "drift": 0.25, "split": 0.3}
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,9 @@ class SyntheticConfig:
     value_encoded : bool
         Write :func:`value_encoded_event` patterns instead of storms (for exact tests); the
         catalog's ``regime`` column then reads ``value-encoded:<index>``.
+    texture : {'radar', 'cells'}
+        Small-scale structure: ``radar`` (an evolving log-normal cascade, peaked cores, splitting
+        cells; the default) or ``cells`` (smooth cells under one shared texture, the first version).
     """
 
     n_events: int = 16
@@ -72,6 +88,11 @@ class SyntheticConfig:
     missing_fraction: float = 0.1
     duplicate_fraction: float = 0.05
     value_encoded: bool = False
+    texture: str = "radar"
+
+    def __post_init__(self):
+        if self.texture not in TEXTURES:
+            raise ValueError(f"texture must be one of {TEXTURES}, got {self.texture!r}")
 
 
 def value_encoded_event(index: int, size: int, frames: int) -> np.ndarray:
@@ -134,8 +155,31 @@ def _cells(rng: np.random.Generator, regime: str, size: int, frames: int, km_px:
     return cells
 
 
-def _render_cell(field: np.ndarray, c: dict, y: float, x: float, amp: float) -> None:
-    """Add an elongated Gaussian core plus a 2.5× halo at (y, x) into ``field`` (periodic)."""
+def _split_cells(rng: np.random.Generator, cells: list, step_px: float) -> None:
+    """Give every cell its own propagation and some cells a daughter (in place).
+
+    A cell moves with the wind plus ``drift`` (px per frame, spread ``RADAR_TEXTURE['drift']`` of
+    the wind step); with probability ``RADAR_TEXTURE['split']`` a cell splits: a daughter is born at
+    the parent's place a third into the parent's life and drifts away from it sideways.
+    """
+    spread = RADAR_TEXTURE["drift"] * step_px
+    for c in cells:
+        c["drift"] = rng.normal(0.0, spread, size=2)
+    for i in range(len(cells)):
+        c = cells[i]
+        if rng.uniform() >= RADAR_TEXTURE["split"]:
+            continue
+        away = rng.uniform(0, 2 * np.pi)
+        kick = rng.uniform(0.5, 1.5) * max(spread, 0.3) * np.array([math.sin(away), math.cos(away)])
+        cells.append(dict(c, birth=c["birth"] + c["life"] / 3, life=c["life"] * rng.uniform(0.6, 1.0),
+                          peak=c["peak"] * rng.uniform(0.5, 1.0), parent=i, drift=c["drift"] + kick,
+                          angle=rng.uniform(0, np.pi)))
+        c["drift"] = c["drift"] - kick / 2
+
+
+def _render_cell(field: np.ndarray, c: dict, y: float, x: float, amp: float, core_power: float = 1.0) -> None:
+    """Add an elongated core plus a 2.5× halo at (y, x) into ``field`` (periodic): Gaussian with
+    ``core_power`` 1, more peaked (``exp(−(q/2)^p)``) below."""
     size = field.shape[0]
     rad = int(math.ceil(4.0 * 2.5 * max(c["a"], c["b"])))
     oy, ox = np.arange(-rad, rad + 1), np.arange(-rad, rad + 1)
@@ -146,12 +190,18 @@ def _render_cell(field: np.ndarray, c: dict, y: float, x: float, amp: float) -> 
     ca, sa = math.cos(c["angle"]), math.sin(c["angle"])
     u, v = dx * ca + dy * sa, -dx * sa + dy * ca
     q = (u / c["a"]) ** 2 + (v / c["b"]) ** 2
-    blob = amp * (np.exp(-0.5 * q) + 0.12 * np.exp(-0.5 * q / 6.25))
+    if core_power == 1.0:
+        core = np.exp(-0.5 * q)
+    elif core_power == 0.5:
+        core = np.exp(-np.sqrt(0.5 * q))                 # the same, cheaper than a power
+    else:
+        core = np.exp(-(0.5 * q) ** core_power)
+    blob = amp * (core + 0.12 * np.exp(-0.5 * q / 6.25))
     field[np.ix_(yy, xx)] += blob
 
 
 def generate_event(rng: np.random.Generator, size: int = 384, frames: int = 49,
-                   regime: str | None = None) -> tuple:
+                   regime: str | None = None, texture: str = "radar") -> tuple:
     """One synthetic VIL event.
 
     Parameters
@@ -162,12 +212,16 @@ def generate_event(rng: np.random.Generator, size: int = 384, frames: int = 49,
         Grid side and frame count.
     regime : str, optional
         ``convective``, ``squall``, ``stratiform`` or ``light`` (random by default).
+    texture : {'radar', 'cells'}
+        Small-scale structure (see the module docstring).
 
     Returns
     -------
     tuple
         ``(vil, regime)`` with ``vil`` of shape ``(T, H, W)`` in kg m⁻² (float32).
     """
+    if texture not in TEXTURES:
+        raise ValueError(f"texture must be one of {TEXTURES}, got {texture!r}")
     regime = regime or str(rng.choice(REGIMES, p=[0.4, 0.2, 0.25, 0.15]))
     km_px = PATCH_M / 1000 / size
     speed = rng.uniform(10, 30)                       # m/s
@@ -176,11 +230,21 @@ def generate_event(rng: np.random.Generator, size: int = 384, frames: int = 49,
     shear = rng.uniform(-0.15, 0.15)                  # relative speed change across the patch
     cells = _cells(rng, regime, size, frames, km_px)
     strat = _power_noise(rng, size, 3.5)
-    texture = _power_noise(rng, size, 2.2)
+    texture_noise = _power_noise(rng, size, 2.2)
     strat_amp = {"convective": 0.4, "squall": 1.0, "stratiform": 1.8, "light": 0.6}[regime] * rng.uniform(0.5, 1.5)
     strat_thr = rng.uniform(0.0, 1.0)
+    radar = texture == "radar"
+    core_power = RADAR_TEXTURE["core_power"] if radar else 1.0
+    if radar:                                         # drawn after the first version's draws
+        p = RADAR_TEXTURE
+        tex_field = EvolvingNoise(rng, size, p["beta"], km_px, FRAME_SECONDS / 60, p["tau_16km_min"], 16.0, p["z"])
+        shield = EvolvingNoise(rng, size, p["shield_beta"], km_px, FRAME_SECONDS / 60, p["shield_tau_16km_min"],
+                               16.0, p["z"])
+        _split_cells(rng, cells, speed * FRAME_SECONDS / (km_px * 1000))
     out = np.zeros((frames, size, size), dtype=np.float32)
     pos = np.array([[c["y"], c["x"]] for c in cells]).reshape(-1, 2)
+    drift = np.array([c.get("drift", np.zeros(2)) for c in cells]).reshape(-1, 2)
+    parent = [c.get("parent") for c in cells]
     disp = np.zeros(2)
     for t in range(frames):
         minutes = 5 * t
@@ -189,20 +253,28 @@ def generate_event(rng: np.random.Generator, size: int = 384, frames: int = 49,
         wind = step_px * np.array([math.sin(theta), math.cos(theta)])
         field = np.zeros((size, size), dtype=np.float64)
         envelope = 0.6 + 0.4 * math.sin(math.pi * (t + 1) / (frames + 1))
-        s = _shift(strat, disp[0], disp[1])
+        s = shield.field() if radar else _shift(strat, disp[0], disp[1])
         field += strat_amp * envelope * np.clip(s - strat_thr, 0, None) / (3 - strat_thr)
         for i, c in enumerate(cells):
+            if parent[i] is not None and minutes < c["birth"]:
+                pos[i] = pos[parent[i]]                   # a daughter sits in its parent until born
             amp = c["peak"] * _lifecycle((minutes - c["birth"]) / c["life"])
             if amp > 1e-3:
-                _render_cell(field, c, pos[i, 0], pos[i, 1], float(amp))
-        tex = _shift(texture, disp[0], disp[1])
-        frame = field * np.exp(0.35 * tex - 0.06)
+                _render_cell(field, c, pos[i, 0], pos[i, 1], float(amp), core_power)
+        if radar:
+            sigma = RADAR_TEXTURE["sigma"]
+            frame = field * np.exp(sigma * tex_field.field() - sigma ** 2 / 2)
+        else:
+            frame = field * np.exp(0.35 * _shift(texture_noise, disp[0], disp[1]) - 0.06)
         # below (6 − 2)/90.66 kg m⁻² VIL decodes to 0 anyway: keep clear air at byte 0, as SEVIR
         out[t] = np.where(frame < 4 / 90.66, 0.0, frame)
         # advance: the wind at each cell's height in the patch (shear), then the shields
         if len(pos):
-            pos += wind[None, :] * (1 + shear * (pos[:, :1] / size - 0.5))
+            pos += wind[None, :] * (1 + shear * (pos[:, :1] / size - 0.5)) + drift
         disp += wind
+        if radar:
+            tex_field.step(*wind)
+            shield.step(*wind)
     return out, regime
 
 
@@ -219,11 +291,11 @@ def _time_for(rng: np.random.Generator, i: int):
 
 def _event_bytes(args: tuple) -> tuple:
     """Bytes ``(T, H, W)``, regime and the event's generator after drawing (worker-safe)."""
-    seed, number, size, frames, value_encoded = args
+    seed, number, size, frames, value_encoded, texture = args
     erng = np.random.default_rng(seed)
     if value_encoded:
         return value_encoded_event(number, size, frames), f"value-encoded:{number}", erng
-    field, regime = generate_event(erng, size, frames)
+    field, regime = generate_event(erng, size, frames, texture=texture)
     return encode_vil(field), regime, erng
 
 
@@ -287,7 +359,7 @@ def _write_h5(path: str, config: SyntheticConfig, evs: list, workers: int, rows:
         ids = f.create_dataset("id", (len(evs),), dtype="S24")
         vil = f.create_dataset("vil", (len(evs), config.size, config.size, config.frames), dtype="uint8",
                                chunks=(1, config.size, config.size, config.frames))
-        jobs = [(ev[4], ev[5], config.size, config.frames, config.value_encoded) for ev in evs]
+        jobs = [(ev[4], ev[5], config.size, config.frames, config.value_encoded, config.texture) for ev in evs]
         for idx, (ev, (data, regime, erng)) in enumerate(zip(evs, _generated(jobs, workers))):
             if erng.uniform() < config.missing_fraction:
                 h0, w0 = erng.integers(0, config.size // 2, size=2)

@@ -19,7 +19,7 @@ __all__ = ["synthetic_store"]
 
 
 def synthetic_store(n_events: int = 480, seed: int = 0, lr: bool = True, root: str | os.PathLike | None = None,
-                    progress: bool = True, workers: int | None = None, log=None) -> str:
+                    progress: bool = True, workers: int | None = None, log=None, texture: str = "radar") -> str:
     """Path of a synthetic store, building it first if it is not in the cache.
 
     Parameters
@@ -40,19 +40,24 @@ def synthetic_store(n_events: int = 480, seed: int = 0, lr: bool = True, root: s
         Generating processes (default: all cores).
     log : callable, optional
         Receives the "building … once" message (default: print to stderr).
+    texture : {'radar', 'cells'}
+        The storms' small-scale structure (:class:`~.synthetic.SyntheticConfig`).
 
     Returns
     -------
     str
-        The store path (``<cache>/synthetic/sevir[lr]-e<n>-s<seed>.zarr``).
+        The store path (``<cache>/synthetic/sevir[lr]-e<n>-s<seed>[-radar].zarr``; the smooth ``cells``
+        stores keep the name they had before the radar texture existed).
     """
     import fcntl
 
     from .store import BuildConfig, build_store
-    from .synthetic import SyntheticConfig, write_synthetic_sevir
+    from .synthetic import TEXTURES, SyntheticConfig, write_synthetic_sevir
 
     base = Path(root) if root is not None else cache_dir()
-    name = f"{'sevirlr' if lr else 'sevir'}-e{n_events}-s{seed}"
+    if texture not in TEXTURES:
+        raise ValueError(f"texture must be one of {TEXTURES}, got {texture!r}")
+    name = f"{'sevirlr' if lr else 'sevir'}-e{n_events}-s{seed}" + ("" if texture == "cells" else f"-{texture}")
     store = base / "synthetic" / f"{name}.zarr"
     done = store / ".complete"
     if done.exists():
@@ -64,9 +69,9 @@ def synthetic_store(n_events: int = 480, seed: int = 0, lr: bool = True, root: s
             return str(store)
         (log or (lambda m: print(m, file=sys.stderr, flush=True)))(
             f"building the synthetic {'SEVIR-LR' if lr else 'SEVIR'} store ({n_events} events, seed {seed}) "
-            f"once at {store}; later runs reuse it")
+            f"with the {texture} texture once at {store}; later runs reuse it")
         raw = store.parent / f"{name}.raw"
-        write_synthetic_sevir(raw, SyntheticConfig(n_events=n_events, seed=seed), progress=progress,
+        write_synthetic_sevir(raw, SyntheticConfig(n_events=n_events, seed=seed, texture=texture), progress=progress,
                               workers=workers or os.cpu_count() or 1)
         build_store(str(raw), str(store), BuildConfig(lr=lr), progress=progress)
         shutil.rmtree(raw)

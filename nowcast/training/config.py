@@ -50,6 +50,9 @@ class TrainConfig(DictRoundTrip):
         Store path; ``None`` uses (and on first use builds) the cached synthetic store.
     synthetic_events : int
         Size of that synthetic store.
+    synthetic_texture : str
+        Its storms' small-scale structure: ``radar`` or ``cells`` (the first version, on which the
+        models before the radar texture were trained).
     init : str or None
         What the stage starts from: for ``ldm`` the VAE (an exported model file or a ``vae`` run
         directory); for ``align`` the trained nowcaster (file or ``ldm`` run directory).
@@ -103,6 +106,7 @@ class TrainConfig(DictRoundTrip):
     task: str = "sevirlr"
     data: str | None = None
     synthetic_events: int = 480
+    synthetic_texture: str = "radar"
     init: str | None = None
     warm_start: str | None = None
     seed: int = 0
