@@ -8,6 +8,7 @@ against the observed future frames (``--target target``)::
     python -m nowcast.train --loss mse --target teacher
     python -m nowcast.train --loss inception --target teacher --base ddim:5 --teacher ddim:100
     python -m nowcast.train --loss mse --target target --model runs/00002-sevirlr_tiny-ldm
+    python -m nowcast.train --loss crps --target target    # members whose spread matches the error
     python -m nowcast.train --solver dyweight --base ddim:5          # a learned scalar solver
 
 The nowcaster's own stages run in order, each starting from the previous one's run (``--init``)::
@@ -61,8 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="where to train")
     p.add_argument("--seed", type=seed, default=None, help="seed of data order, noise and initialisation")
     g = p.add_argument_group("spanlift stage")
-    g.add_argument("--loss", choices=("mse", "inception", "lpips"), default=None,
-                   help="endpoint loss: latent MSE, Inception-v3 features or LPIPS of the decoded frames "
+    g.add_argument("--loss", choices=("mse", "inception", "lpips", "crps"), default=None,
+                   help="endpoint loss: latent MSE, Inception-v3 features or LPIPS of the decoded frames, or "
+                        "the fair CRPS of several members of one forecast against the observed future "
+                        "(crps: with --target target; members per forecast: --set spanlift.members=N) "
                         "(default mse; lpips needs the AlexNet weights)")
     g.add_argument("--target", choices=("teacher", "target"), default=None,
                    help="match the teacher's endpoints or the observed future frames (default teacher)")

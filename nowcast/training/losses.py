@@ -5,7 +5,10 @@ A loss is ``loss(pred, target) -> (B,)``, ``pred`` the student's endpoint (with 
 
 * ``mse`` — mean squared error of the endpoints themselves (the nowcaster's latents, or images);
 * ``inception`` — mean squared error of the 2048-d Inception-v3 pool features;
-* ``lpips`` — LPIPS (AlexNet v0.1); needs the AlexNet weights.
+* ``lpips`` — LPIPS (AlexNet v0.1); needs the AlexNet weights;
+* ``crps`` — the fair CRPS (Ferro 2014) of ``members`` consecutive endpoints that share one target
+  (the members of one forecast) against it, in decoded frames: trained against the observed future,
+  it rewards a spread that matches the error, not only an accurate mean (nowcaster only).
 
 The perceptual losses see frames: the nowcaster's latents are decoded first (``to_frames``) and
 compared with frames in [0, 1]; image models' endpoints are images in [−1, 1] (``images=True``),
@@ -24,14 +27,15 @@ from ..solvers.matching import mse_loss
 __all__ = ["LOSSES", "LOSS_SPACE", "endpoint_loss"]
 
 #: The endpoint losses.
-LOSSES = ("mse", "inception", "lpips")
+LOSSES = ("mse", "inception", "lpips", "crps")
 #: The target a loss compares with, for the nowcaster: latents (``latent``) or frames in [0, 1] (``frames``).
-LOSS_SPACE = {"mse": "latent", "inception": "frames", "lpips": "frames"}
+LOSS_SPACE = {"mse": "latent", "inception": "frames", "lpips": "frames", "crps": "frames"}
 
 
 def endpoint_loss(name: str, *, to_frames: Callable | None = None, images: bool = False, device=None,
                   inception_weights=None, lpips_weights=None,
-                  lpips_module: torch.nn.Module | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+                  lpips_module: torch.nn.Module | None = None,
+                  members: int = 4) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """``loss(pred, target) -> (B,)`` by name.
 
     Parameters
@@ -49,6 +53,8 @@ def endpoint_loss(name: str, *, to_frames: Callable | None = None, images: bool 
         Explicit weight files (otherwise resolved through :mod:`nowcast.hub`).
     lpips_module : torch.nn.Module, optional
         A ready ``lpips.LPIPS``-like module (tests pass one with a random trunk).
+    members : int
+        ``crps``: consecutive endpoints forming one ensemble (the batch is a multiple of it).
 
     Returns
     -------
@@ -65,6 +71,10 @@ def endpoint_loss(name: str, *, to_frames: Callable | None = None, images: bool 
     if name == "mse":
         return mse_loss
     to_frames = to_frames or (lambda x: x)
+    if name == "crps":
+        if images:
+            raise ValueError("the crps loss scores ensembles of nowcasts; image models have no observed target")
+        return _fair_crps(to_frames, members)
     net = _inception(inception_weights) if name == "inception" else _lpips(lpips_weights, lpips_module)
     if device is not None:
         net = net.to(device)
@@ -85,6 +95,25 @@ def endpoint_loss(name: str, *, to_frames: Callable | None = None, images: bool 
             return dist(frames, target.to(frames.dtype)).reshape(len(pred), -1).mean(1)
 
     loss.network = net
+    return loss
+
+
+def _fair_crps(to_frames: Callable, members: int) -> Callable:
+    if members < 2:
+        raise ValueError(f"the crps loss needs at least 2 members per forecast, got {members}")
+
+    def loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if len(pred) % members:
+            raise ValueError(f"a batch of {len(pred)} endpoints is not made of {members}-member forecasts")
+        x = to_frames(pred)
+        x = x.reshape(-1, members, *x.shape[1:])
+        y = target.to(x.dtype).reshape(-1, members, *target.shape[1:])[:, 0]
+        skill = (x - y[:, None]).abs().mean(1)
+        pairs = (x[:, :, None] - x[:, None]).abs().sum((1, 2))
+        crps = (skill - pairs / (2 * members * (members - 1))).flatten(1).mean(1)      # (forecasts,)
+        return crps.repeat_interleave(members)
+
+    loss.members = members
     return loss
 
 

@@ -61,7 +61,8 @@ class SolverSection(DictRoundTrip):
     teacher : str
         Teacher ``SOLVER:STEPS`` for ``target: teacher``.
     loss : str
-        ``mse`` (latents), ``inception`` or ``lpips`` (decoded frames).
+        ``mse`` (latents), ``inception`` or ``lpips`` (decoded frames), or ``crps`` (the fair CRPS of
+        ``members`` members of each forecast against the observed future, in the forecast's pixels).
     target : str
         ``teacher`` or ``target`` (the observed future).
     teacher_samples : int
@@ -82,6 +83,9 @@ class SolverSection(DictRoundTrip):
         Recompute each rollout step in the backward pass (memory).
     inception_weights, lpips_weights : str or None
         Explicit weight files for the perceptual losses.
+    members : int
+        ``crps``: members per forecast (2, 4, 8 or 16); each context of a batch brings that many
+        rollouts from fresh noise.
     """
 
     model: str = "default"
@@ -101,6 +105,7 @@ class SolverSection(DictRoundTrip):
     grad_checkpoint: bool = True
     inception_weights: str | None = None
     lpips_weights: str | None = None
+    members: int = 4
 
     def __post_init__(self):
         if self.solver not in LEARNED_SOLVERS:
@@ -115,6 +120,17 @@ class SolverSection(DictRoundTrip):
         for name in ("val_samples", "hidden", "blocks", "history"):
             if getattr(self, name) < 1:
                 raise ValueError(f"spanlift.{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.loss == "crps":
+            if self.target != "target":
+                raise ValueError("--loss crps judges the members' spread against the observed future: "
+                                 "use --target target")
+            if self.members not in (2, 4, 8, 16):
+                raise ValueError(f"spanlift.members must be 2, 4, 8 or 16, got {self.members}")
+
+    @property
+    def group(self) -> int:
+        """Rollouts per context: the members of a ``crps`` forecast, else 1."""
+        return self.members if self.loss == "crps" else 1
 
 
 def default_run_name(section: dict) -> str:
@@ -143,7 +159,8 @@ class _ObservedBatches:
     def __call__(self, batch_size: int, generator: torch.Generator) -> Batch:
         idx = torch.randint(len(self.data), (batch_size,), generator=generator).tolist()
         frames = torch.stack([window_frames(self.data[i]) for i in idx])
-        noise = torch.randn((batch_size, *self.job.ldm.latent_shape()), generator=generator)
+        group = self.job.section.group                     # members of one forecast share its window
+        noise = torch.randn((batch_size * group, *self.job.ldm.latent_shape()), generator=generator)
         return self.job.observed_batch(frames, noise)
 
 
@@ -172,10 +189,28 @@ class SolverJob:
         return self.ldm.encode_context(frames[:, :self.task.in_len].to(self.device))
 
     def observed_batch(self, frames: torch.Tensor, noise: torch.Tensor) -> Batch:
-        """A batch targeting the observed future of ``(B, T, H, W)`` windows from standard normal latents."""
+        """A batch targeting the observed future of ``(B, T, H, W)`` windows from standard normal latents
+        (``B·members`` of them for ``crps``: each window's members follow each other).
+
+        For ``crps`` on a model that adds its decoded correction to a first guess in pixels, the target
+        is the future moved by ``D(g) − P`` (P the first guess, g its latents): the CRPS is unchanged
+        by adding one field to forecast and observation alike, so comparing the decoded endpoint
+        ``D(ẑ)`` with it scores the forecast ``P + D(ẑ) − D(g)`` itself (before the clamp to [0, 1]).
+        """
+        ctx = frames[:, :self.task.in_len].to(self.device)
         future = frames[:, self.task.in_len:].to(self.device)
-        target = future if LOSS_SPACE[self.section.loss] == "frames" else self.ldm.encode_frames(future)
-        z_c = self._context(frames)
+        guess = self.ldm.first_guess_frames(ctx) if self.ldm.cfg.first_guess else None
+        z_c = self.ldm.encode_context(ctx, guess)
+        if LOSS_SPACE[self.section.loss] == "latent":
+            target = self.ldm.encode_frames(future)
+        elif self.section.loss == "crps" and self.ldm.cfg.first_guess_pixels:
+            t = future.shape[1]
+            target = future - guess[:, -t:] + self.ldm.decode(z_c[:, -t:].float()).to(future.dtype)
+        else:
+            target = future
+        group = self.section.group
+        if group > 1:
+            z_c, target = z_c.repeat_interleave(group, 0), target.repeat_interleave(group, 0)
         return Batch(self.ldm.prior_state(noise.to(self.device), self.sigmas, z_c), target, z_c)
 
     @torch.no_grad()
@@ -221,7 +256,8 @@ class SolverJob:
         """``n`` fixed observed pairs of a split (validation of ``target: target``)."""
         data = WindowDataset(self.store, self.task.name, split)
         windows = [window_of(self.seed, i, len(data)) for i in range(n)]
-        noise = member_noise(self.ldm.latent_shape(), [noise_seed(self.seed, i) for i in range(n)])
+        seeds = [noise_seed(self.seed, i * self.section.group + m) for i in range(n) for m in range(self.section.group)]
+        noise = member_noise(self.ldm.latent_shape(), seeds)
         with torch.no_grad():
             return self.observed_batch(torch.stack([window_frames(data[w]) for w in windows]), noise)
 
@@ -270,6 +306,6 @@ def build_solver_job(cfg, store: str, device: torch.device, lpips_module=None) -
     dtype = next(ldm.vae.parameters()).dtype
     loss_fn = endpoint_loss(section.loss, to_frames=lambda z: ldm.decode(z.to(dtype)), device=ldm.alphas_cumprod.device,
                             inception_weights=section.inception_weights, lpips_weights=section.lpips_weights,
-                            lpips_module=lpips_module)
+                            lpips_module=lpips_module, members=section.members)
     WindowDataset(store, task.name, "train")             # the store fits the model's task
     return SolverJob(section, ldm, model_path, task, student, steps, base_text, loss_fn, store, device, cfg.seed)

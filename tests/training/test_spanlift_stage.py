@@ -115,3 +115,62 @@ def test_teacher_cache_holds_the_teachers_endpoints_and_is_reused(tiny_model_fil
     assert len(calls) == 3                                       # only the 2 new pairs: one batch
     torch.testing.assert_close(more.target[:3], first.target, rtol=0, atol=0)
     hook.remove()
+
+
+def test_crps_loss_is_the_fair_crps_of_each_forecasts_members():
+    from nowcast.training.losses import endpoint_loss
+    from nowcast.verification.ensemble import crps_ensemble
+
+    torch.manual_seed(0)
+    pred, target = torch.rand(6, 2, 5, 5), torch.rand(2, 2, 5, 5)          # two forecasts of 3 members
+    loss = endpoint_loss("crps", members=3)(pred, target.repeat_interleave(3, 0))
+    direct = [crps_ensemble(pred[3 * i:3 * i + 3].numpy(), target[i].numpy(), fair=True).mean() for i in range(2)]
+    torch.testing.assert_close(loss, torch.tensor(direct, dtype=loss.dtype).repeat_interleave(3))
+    with pytest.raises(ValueError, match="3-member"):
+        endpoint_loss("crps", members=3)(pred[:5], target[:1].repeat(5, 1, 1, 1))
+    with pytest.raises(ValueError, match="image models"):
+        endpoint_loss("crps", images=True)
+
+
+def test_crps_training_scores_the_forecast_in_its_pixels(tiny_store, tmp_path):
+    """A residual model decoding onto its first guess in pixels: the loss of the job's batch equals the
+    fair CRPS (numpy, ``verification.ensemble``) of the forecast ``P + D(ẑ) − D(g)`` itself."""
+    from nowcast.models.ldm import DiffusionConfig, LatentDiffusion
+    from nowcast.models.model_files import save_model
+    from nowcast.models.unet import SpaceTimeUNet, UNetConfig
+    from nowcast.models.vae import FrameVAE, VAEConfig
+    from nowcast.solvers import rollout
+    from nowcast.verification.ensemble import crps_ensemble
+
+    torch.manual_seed(0)
+    vae = FrameVAE(VAEConfig(block_out_channels=(8, 16, 16, 16), layers_per_block=1, latent_channels=4, norm_groups=4))
+    unet = SpaceTimeUNet(UNetConfig(latent_channels=4, context_frames=7, target_frames=6, height=4, width=4,
+                                    base_units=16, depth=(1, 1), heads=2, dropout=0.0, norm_groups=4, guide=True))
+    ldm = LatentDiffusion(vae, unet, DiffusionConfig(first_guess="persistence", residual=True,
+                                                     first_guess_pixels=True))
+    path = save_model(tmp_path / "residual.pt", ldm, "sevirlr")
+    cfg = _config(str(path), tiny_store, tmp_path, loss="crps", target="target", members=4)
+    job = build_solver_job(cfg, tiny_store, torch.device("cpu"))
+    batch = job.observed_pairs("val", 2)
+    assert len(batch.x) == 8 and torch.equal(batch.cond[0], batch.cond[3]) and not torch.equal(batch.x[0], batch.x[1])
+    with torch.no_grad():
+        end = rollout(job.ldm.denoiser(), batch.x, job.sigmas, job.student, cond=batch.cond).x
+        got = job.loss_fn(end, batch.target)
+    from nowcast.data.windows import WindowDataset, window_frames
+    from nowcast.training.teacher_cache import window_of
+
+    data = WindowDataset(tiny_store, "sevirlr", "val")
+    for i in range(2):
+        frames = window_frames(data[window_of(cfg.seed, i, len(data))])
+        ctx, future = frames[None, :7], frames[7:]
+        guess = job.ldm.first_guess_frames(ctx)[0]
+        g = job.ldm.encode_context(ctx, job.ldm.first_guess_frames(ctx))[:, -6:]
+        with torch.no_grad():
+            forecast = job.ldm.decode(end[4 * i:4 * i + 4].float()) + (guess - job.ldm.decode(g.float())[0])[None]
+        direct = crps_ensemble(forecast.numpy(), future.numpy(), fair=True).mean()
+        assert float(got[4 * i]) == pytest.approx(direct, rel=1e-4)
+    result = job.run(cfg, tmp_path / "run", progress=False, log=lambda m: None)       # and it trains
+    assert result.history[1]["val"] != result.history[0]["val"]
+    assert load_trained_solver(tmp_path / "run")[1]["loss"] == "crps"
+    with pytest.raises(ValueError, match="--target target"):
+        _config(str(path), tiny_store, tmp_path, loss="crps", target="teacher")
