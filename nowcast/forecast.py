@@ -4,8 +4,12 @@
     python -m nowcast.forecast event.nc --solver ddim --steps 20 --members 16 --seed 1 --out f.nc --plot f.png
     python -m nowcast.forecast event.nc --solver spanlift:runs/00003-spanlift-ddim5-mse-teacher
 
-The event (``vil (time, y, x)`` with CF ``time``, projected ``x``/``y`` and a ``crs`` grid mapping,
-as ``python -m nowcast.data export-event`` writes) is validated and brought to the model's grid and
+The event (radar frames ``(time, y, x)`` with CF ``time``, projected ``x``/``y`` and a grid mapping,
+as ``python -m nowcast.data export-event`` writes) holds VIL (SEVIR bytes or kg m-2), rain rate
+(mm h-1, kg m-2 s-1), precipitation per step (mm) or reflectivity (dBZ), found by its CF units or
+standard_name (or ``--variable``); NaN and fill values are *no data*; rain becomes VIL through a Z-R
+law (``--zr``, Marshall-Palmer by default) and the VIL proxy of a 4.5 km column. It is validated
+before the model loads and brought to the model's grid and
 time step when that is exact (finer frames thinned, finer pixels max-pooled); the last context
 frames are the model's input. The forecast file holds members × lead time × y × x in VIL bytes,
 valid times, the ensemble mean, the exceedance probability of each SEVIR threshold and the
@@ -22,7 +26,8 @@ import os
 import sys
 from pathlib import Path
 
-from .foundation.cli import HelpFormatter, count, fail, seed
+from .data.codec import MARSHALL_PALMER
+from .foundation.cli import HelpFormatter, count, fail, positive_float, seed
 from .foundation.files import check_writable
 
 __all__ = ["main", "run_forecast"]
@@ -47,13 +52,19 @@ def _parser() -> argparse.ArgumentParser:
                         "on a map (cartopy with offline Natural Earth data when installed: pip install "
                         "'nowcast-diffusion[maps]')")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--variable", default=None, metavar="NAME",
+                   help="the radar variable of the event file (default: the one whose CF units or standard_name "
+                        "say rain rate, precipitation per step, reflectivity or VIL)")
+    p.add_argument("--zr", nargs=2, type=positive_float, default=MARSHALL_PALMER, metavar=("A", "B"),
+                   help="Z-R law Z = A·R^B for rain rates and accumulations (default: Marshall-Palmer 200 1.6)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the model runs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
 def run_forecast(event: str, model: str = "default", solver: str = "spanlift", steps: int | None = None,
-                 members: int = 8, seed: int = 0, device: str = "auto", progress: bool = True):
+                 members: int = 8, seed: int = 0, device: str = "auto", progress: bool = True,
+                 variable: str | None = None, zr: tuple = MARSHALL_PALMER):
     """The forecast dataset of an event file (see the module docstring); nothing is written.
 
     Returns
@@ -74,9 +85,9 @@ def run_forecast(event: str, model: str = "default", solver: str = "spanlift", s
 
     if members < 1:
         raise ValueError(f"--members must be ≥ 1, got {members}")
+    ds = read_event(event, check_time=False, variable=variable, zr=zr)     # a bad file is refused before torch loads
     dev = resolve_device(device)
     loaded = load_model(model, dev)
-    ds = read_event(event, loaded.task, check_time=False)
     nowcaster = resolve_nowcaster(solver, loaded, dev, steps=steps)
     task, grid = nowcaster.task, nowcaster.grid
     ds, notes = conform_event(ds, task.frame_minutes, grid.pixel_m, grid.shape, task.in_len, name=str(event))
@@ -85,6 +96,8 @@ def run_forecast(event: str, model: str = "default", solver: str = "spanlift", s
     provenance = {"model": loaded.path.name, "model_sha256": file_digest(loaded.path), "solver": nowcaster.name,
                   "steps": int(getattr(nowcaster, "steps", 0)), "nfe": int(nfe), "seeds": [seed + m for m in range(members)],
                   "source_event": str(Path(event).name), "preprocessing": "; ".join(notes) or "none",
+                  "source_variable": ds.attrs.get("source_variable", ""),
+                  "source_quantity": ds.attrs.get("source_quantity", ""),
                   "task": loaded.task}
     fc = forecast_dataset(forecast[0], ds["time"].values[-1], task.frame_minutes, ds["x"].values, ds["y"].values,
                           provenance=provenance)
@@ -135,7 +148,8 @@ def main(argv: list | None = None) -> int:
         if not event.is_file():
             raise ValueError(f"{event}: no such file (the event to forecast)")
         fc, conformed = run_forecast(str(event), args.model, args.solver, args.steps, args.members, args.seed,
-                                     args.device, progress=not args.no_progress)
+                                     args.device, progress=not args.no_progress, variable=args.variable,
+                                     zr=tuple(args.zr))
         tmp = _render_plot(fc, conformed, plot) if plot is not None else None
         try:                                   # both files, or neither
             write_netcdf(fc, out, overwrite=args.overwrite)

@@ -82,7 +82,7 @@ def _variant(event_file, tmp_path, kind):
         path.write_text("hello")
         return path
     if kind == "no-vil":
-        ev = ev.rename(vil="precip")
+        ev = ev.drop_vars("vil")
     elif kind == "few-frames":
         ev = ev.isel(time=slice(0, 4))
     elif kind == "7-min":
@@ -91,16 +91,17 @@ def _variant(event_file, tmp_path, kind):
         ev = ev.assign_coords(x=ev.x.values * 2, y=ev.y.values * 2)
     elif kind == "wrong-size":
         ev = ev.isel(x=slice(0, 30))
-    elif kind == "nan":
-        ev["vil"] = ev.vil.astype(np.float32).where(ev.x < ev.x.values[5])
+    elif kind == "units-lie":                               # rain rates up to 150 mm/h labelled as VIL
+        ramp = ev.vil.values * 0 + np.linspace(0, 150, ev.sizes["x"])
+        ev["vil"] = (("time", "y", "x"), ramp, {"units": "kg m-2", "grid_mapping": "crs"})
     ev.to_netcdf(path)
     return path
 
 
 @pytest.mark.parametrize("kind, message", [
-    ("missing", "no such file"), ("not-netcdf", "cannot be read as netCDF"), ("no-vil", "missing variable 'vil'"),
+    ("missing", "no such file"), ("not-netcdf", "cannot be read as netCDF"), ("no-vil", "no (time, y, x) variable"),
     ("few-frames", "too few frames"), ("7-min", "time step 7 min"), ("coarse", "cannot be brought"),
-    ("wrong-size", "crop the event"), ("nan", "NaN")])
+    ("wrong-size", "crop the event"), ("units-lie", "Rain rate in mm/h?")])
 def test_bad_events_exit_2_with_one_message_and_no_output(kind, message, event_file, tiny_model_file, tmp_path,
                                                           capsys):
     path = tmp_path / "missing.nc" if kind == "missing" else _variant(event_file, tmp_path, kind)

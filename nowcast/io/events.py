@@ -1,7 +1,9 @@
 """Event files (``event.nc``): radar frames in, with CF coordinates, validated.
 
-An event file holds ``vil (time, y, x)`` — SEVIR bytes (uint8, 255 = missing) or, with
-``units = "kg m-2"``, physical VIL converted through the codec — a CF ``time`` coordinate,
+An event file holds radar frames ``(time, y, x)`` — SEVIR VIL bytes (uint8, 255 = missing), VIL in
+kg m⁻², rain rate, precipitation per step or reflectivity, told apart by their CF units or
+standard name (:mod:`.quantities`; NaN and fill values are *no data*) and converted to VIL bytes
+through the codec — a CF ``time`` coordinate,
 projected ``x``/``y`` coordinates in metres (pixel centres; ``y`` increases northwards, so the
 orientation is explicit) and a ``crs`` grid-mapping variable (SEVIR's LAEA).
 
@@ -18,15 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.codec import MISSING, encode_vil
+from ..data.codec import MARSHALL_PALMER, MISSING
 from ..foundation.files import atomic_write
 from ..foundation.tasks import SEVIR_DOMAIN_M
 from ..data.projection import CF_GRID_MAPPING, lonlat_to_laea
 
 __all__ = ["EventError", "read_event", "write_event", "write_netcdf", "event_from_store",
            "event_dataset", "coordinate_attrs"]
-
-_UNITS_KG = ("kg m-2", "kg m**-2", "kg/m2", "kg m^-2")
 
 
 class EventError(ValueError):
@@ -103,7 +103,7 @@ def _open(path: Path):
     if not path.exists():
         raise EventError(f"{path}: no such file")
     try:
-        return xr.open_dataset(path, engine="netcdf4", decode_times=True, mask_and_scale=False).load()
+        return xr.open_dataset(path, engine="netcdf4", decode_times=True, mask_and_scale=True).load()
     except Exception as e:  # noqa: BLE001 - any failure to parse means "not a readable netCDF file"
         raise EventError(f"{path}: cannot be read as netCDF ({type(e).__name__}: {e}); "
                          "expected a netCDF-4 event file such as `python -m nowcast.data export-event` writes"
@@ -133,27 +133,8 @@ def _check_time(path: Path, ds, task, exact: bool = True) -> None:
                          f"{task.frame_minutes} min")
 
 
-def _to_bytes(path: Path, da) -> np.ndarray:
-    units = str(da.attrs.get("units", "1")).strip()
-    values = np.asarray(da.values)
-    if units in _UNITS_KG:
-        if np.any(values[np.isfinite(values)] < 0):
-            raise EventError(f"{path}: negative VIL in kg m-2")
-        return encode_vil(values)
-    if values.dtype.kind == "f":
-        if np.isnan(values).any():
-            raise EventError(f"{path}: NaN in byte-encoded 'vil'; mark missing pixels with 255 "
-                             "(or store kg m-2 with units='kg m-2', where NaN means missing)")
-        if not np.all(values == np.round(values)):
-            raise EventError(f"{path}: 'vil' has fractional values but units {units!r}; give "
-                             "units='kg m-2' for physical VIL")
-    if values.size and (values.min() < 0 or values.max() > 255):
-        raise EventError(f"{path}: 'vil' bytes out of range [{values.min()}, {values.max()}]; "
-                         "expected SEVIR bytes 0–254 (255 = missing)")
-    return values.astype(np.uint8)
-
-
-def read_event(path: str | os.PathLike, task: str = "sevirlr", check_time: bool = True):
+def read_event(path: str | os.PathLike, task: str = "sevirlr", check_time: bool = True,
+               variable: str | None = None, zr=MARSHALL_PALMER):
     """Read and validate an event file for a task.
 
     Parameters
@@ -165,30 +146,38 @@ def read_event(path: str | os.PathLike, task: str = "sevirlr", check_time: bool 
     check_time : bool
         Require exactly the task's time step and context length; with ``False`` only a regular,
         increasing time axis is required (:func:`~.conform.conform_event` thins it afterwards).
+    variable : str, optional
+        The radar variable (default: found from units and standard names, see :mod:`.quantities`).
+    zr : tuple of float
+        ``(a, b)`` of the Z–R law ``Z = a·R^b`` for rain rates and accumulations.
 
     Returns
     -------
     xarray.Dataset
-        ``vil (time, y, x)`` uint8 bytes plus ``x``, ``y``, ``time`` and ``crs``.
+        ``vil (time, y, x)`` uint8 bytes plus ``x``, ``y``, ``time`` and ``crs``; attributes
+        ``source_variable`` and ``source_quantity`` say what the file held.
 
     Raises
     ------
     EventError
-        One message per problem: missing file, not netCDF, no ``vil``, wrong dimensions, no grid
-        mapping, bad coordinates, too few frames, irregular or wrong time step, NaNs, values out
-        of range, all missing.
+        One message per problem: missing file, not netCDF, no radar variable or an ambiguous one,
+        units that contradict the values, wrong dimensions, no grid mapping, bad coordinates, too
+        few frames, irregular or wrong time step, values out of range, all missing.
     """
     from ..foundation.tasks import get_task
+    from .quantities import QuantityError, identify, to_vil_bytes
 
     path, tk = Path(path), get_task(task)
     ds = _open(path)
-    if "vil" not in ds.data_vars:
-        raise EventError(f"{path}: missing variable 'vil' (found {sorted(ds.data_vars)})")
-    if ds["vil"].dims != ("time", "y", "x"):
-        raise EventError(f"{path}: 'vil' has dimensions {ds['vil'].dims}, expected ('time', 'y', 'x')")
-    gm = ds["vil"].attrs.get("grid_mapping")
+    try:
+        var, quantity, factor = identify(ds, variable, name=str(path))
+    except QuantityError as e:
+        raise EventError(str(e)) from None
+    if ds[var].dims != ("time", "y", "x"):
+        raise EventError(f"{path}: {var!r} has dimensions {ds[var].dims}, expected ('time', 'y', 'x')")
+    gm = ds[var].attrs.get("grid_mapping", ds[var].encoding.get("grid_mapping"))
     if gm is None or gm not in ds.variables:
-        raise EventError(f"{path}: no CF grid mapping: 'vil' needs grid_mapping='crs' and a 'crs' "
+        raise EventError(f"{path}: no CF grid mapping: {var!r} needs grid_mapping='crs' and a 'crs' "
                          "variable describing the projection")
     for c in ("x", "y"):
         if c not in ds.coords:
@@ -197,9 +186,19 @@ def read_event(path: str | os.PathLike, task: str = "sevirlr", check_time: bool 
         if not (np.all(d > 0) or np.all(d < 0)):
             raise EventError(f"{path}: coordinate {c!r} is not strictly monotonic")
     _check_time(path, ds, tk, exact=check_time)
-    data = _to_bytes(path, ds["vil"])
+    step = float(np.diff(ds["time"].values[-2:]).astype("timedelta64[s]").astype(np.int64)[0]) / 60 \
+        if ds.sizes["time"] > 1 else None
+    try:
+        data = to_vil_bytes(ds[var].values, quantity, factor, step, zr, var, str(path))
+    except QuantityError as e:
+        raise EventError(str(e)) from None
     if np.all(data == MISSING):
-        raise EventError(f"{path}: every pixel is missing (255); nothing to forecast from")
-    out = ds.copy()
-    out["vil"] = (("time", "y", "x"), data, dict(ds["vil"].attrs, units="1"))
+        raise EventError(f"{path}: every pixel is missing (255 or NaN); nothing to forecast from")
+    out = ds.drop_vars([v for v in ds.data_vars if v != gm])
+    out["vil"] = (("time", "y", "x"), data, {"long_name": "vertically integrated liquid (SEVIR byte encoding)",
+                                             "units": "1", "grid_mapping": gm})
+    if gm != "crs":
+        out = out.rename({gm: "crs"})
+        out["vil"].attrs["grid_mapping"] = "crs"
+    out.attrs.update(source_variable=var, source_quantity=quantity)
     return out

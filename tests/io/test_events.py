@@ -68,7 +68,17 @@ def _bad_files(store, tmp):
     trunc = tmp / "truncated.nc"
     trunc.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     cases["truncated"] = (trunc, "cannot be read as netCDF")
-    cases["missing_variable"] = (save("novil", good.rename({"vil": "precip"})), "missing variable 'vil'")
+    cases["no_radar_variable"] = (save("novil", good.drop_vars("vil")), "no (time, y, x) variable")
+    unitless = good.copy()
+    unitless["vil"] = (("time", "y", "x"), good["vil"].values * 0.5, {"grid_mapping": "crs"})
+    cases["unitless_floats"] = (save("unitless", unitless.rename({"vil": "precip"})), "cannot tell what")
+    lying = good.copy()       # rain rates (up to 150 mm/h) labelled as VIL
+    lying["vil"] = (("time", "y", "x"), good["vil"].values / 254.0 * 150.0, {"units": "kg m-2", "grid_mapping": "crs"})
+    cases["units_lie"] = (save("lying", lying), "Rain rate in mm/h?")
+    conflict = good.copy()
+    conflict["vil"] = (("time", "y", "x"), good["vil"].values / 10.0,
+                       {"units": "kg m-2", "standard_name": "rainfall_rate", "grid_mapping": "crs"})
+    cases["rate_with_amount_units"] = (save("conflict", conflict), "correct the units")
     cases["wrong_dims"] = (save("dims", good.transpose("y", "x", "time")), "dimensions")
     few = good.isel(time=slice(0, 4))
     cases["too_few_frames"] = (save("few", few), "too few frames")
@@ -82,10 +92,7 @@ def _bad_files(store, tmp):
     cases["all_missing"] = (save("allmissing", allmiss), "every pixel is missing")
     out_of_range = good.copy()
     out_of_range["vil"] = out_of_range["vil"].astype(np.int16) + 300
-    cases["out_of_range"] = (save("range", out_of_range), "out of range")
-    nan = good.copy()
-    nan["vil"] = nan["vil"].astype(np.float32).where(nan["vil"] < 200)
-    cases["nan_bytes"] = (save("nan", nan), "NaN")
+    cases["out_of_range"] = (save("range", out_of_range), "not SEVIR bytes")
     nocrs = good.drop_vars("crs")
     cases["no_grid_mapping"] = (save("nocrs", nocrs), "grid mapping")
     notime = good.assign_coords(time=np.arange(good.sizes["time"]))
@@ -94,7 +101,7 @@ def _bad_files(store, tmp):
     cases["bad_x"] = (save("badx", xrev), "not strictly monotonic")
     neg = good.copy()
     neg["vil"] = (("time", "y", "x"), -decode_vil(good["vil"].values) - 1, {"units": "kg m-2", "grid_mapping": "crs"})
-    cases["negative_kg"] = (save("negkg", neg), "negative VIL")
+    cases["negative_kg"] = (save("negkg", neg), "outside the plausible")
     return cases
 
 
@@ -112,3 +119,41 @@ def test_event_dataset_builds_cf_coordinates():
     ds = event_dataset(np.zeros((2, 3, 4), np.uint8), pd.date_range("2019-06-01", periods=2, freq="10min"),
                        np.arange(4) * 3000.0, np.arange(3) * 3000.0)
     assert ds["x"].attrs["standard_name"] == "projection_x_coordinate" and ds["crs"].attrs["earth_radius"] == 6370997.0
+
+
+@pytest.mark.parametrize("form", ["mm/h", "kg m-2 s-1", "dBZ", "mm per 10 min", "bytes with NaN"])
+def test_radar_quantities_are_found_and_no_data_stays_no_data(form, store, tmp_path):
+    """Rain rate, flux, reflectivity and accumulation files, told apart by their units / standard name,
+    give the bytes of the codec's conversions; NaN (outside coverage) becomes 255, never 0."""
+    from nowcast.data.codec import dbz_to_vil, encode_vil, rain_to_dbz
+
+    good = _good(store)
+    rate = np.random.default_rng(0).gamma(0.5, 6.0, size=good["vil"].shape)
+    rate[:, :3, :] = np.nan                                  # outside the radar's coverage
+    attrs = {"grid_mapping": "crs"}
+    if form == "mm/h":
+        values, attrs = rate, {**attrs, "units": "mm h-1", "standard_name": "rainfall_rate"}
+    elif form == "kg m-2 s-1":
+        values, attrs = rate / 3600.0, {**attrs, "units": "kg m-2 s-1"}
+    elif form == "dBZ":
+        values, attrs = rain_to_dbz(rate), {**attrs, "units": "dBZ"}
+        values = np.where(np.isneginf(values), -32.0, values)   # 'no echo' as radar files write it
+    elif form == "mm per 10 min":
+        values, attrs = rate / 6.0, {**attrs, "units": "mm", "standard_name": "precipitation_amount"}
+    else:
+        values = np.where(np.isnan(rate), np.nan, good["vil"].values.astype(np.float32))
+        attrs = {**attrs, "units": "1"}
+    name = "vil" if form == "bytes with NaN" else "precip"    # dimensionless floats: only 'vil' says bytes
+    ds = good.drop_vars("vil")
+    ds[name] = (("time", "y", "x"), values.astype(np.float32), attrs)
+    ds[name].encoding["_FillValue"] = -9999.0
+    path = tmp_path / "radar.nc"
+    ds.to_netcdf(path)
+    got = read_event(path)
+    expect = good["vil"].values.copy() if form == "bytes with NaN" else encode_vil(dbz_to_vil(rain_to_dbz(rate)))
+    expect[:, :3, :] = 255
+    if form == "dBZ":                                       # −32 dBZ: an echo far below byte 6 → 0
+        np.testing.assert_array_equal(got["vil"].values, np.where(rate == 0, 0, expect))
+    else:
+        np.testing.assert_array_equal(got["vil"].values, expect)
+    assert got.attrs["source_variable"] == name
