@@ -77,15 +77,17 @@ def run_forecast(event: str, model: str = "default", solver: str = "spanlift", s
     nowcast.io.EventError, ValueError, FileNotFoundError
         Bad event, options or model.
     """
-    from .foundation.device import resolve_device
-    from .foundation.provenance import file_digest
-    from .io import conform_event, forecast_dataset, read_event
-    from .models.model_files import load_model
-    from .nowcasters import resolve_nowcaster
+    from .io import read_event
 
     if members < 1:
         raise ValueError(f"--members must be ≥ 1, got {members}")
     ds = read_event(event, check_time=False, variable=variable, zr=zr)     # a bad file is refused before torch loads
+    from .foundation.device import resolve_device
+    from .foundation.provenance import file_digest
+    from .io import conform_event, forecast_dataset
+    from .models.model_files import load_model
+    from .nowcasters import resolve_nowcaster
+
     dev = resolve_device(device)
     loaded = load_model(model, dev)
     nowcaster = resolve_nowcaster(solver, loaded, dev, steps=steps)

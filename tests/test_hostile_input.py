@@ -133,3 +133,26 @@ def test_bad_files_and_locations_exit_2_and_leave_nothing(tmp_path, capsys, monk
         code, err = _exit_code(module, args, capsys)
         assert code == 2 and message in err and "Traceback" not in err, (module, args, err)
         assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before, (module, args)
+
+
+def test_a_bad_event_file_is_refused_before_torch_loads(tmp_path):
+    """Units that lie (rain rates up to 150 mm/h labelled VIL): exit 2 with the reason, torch never imported,
+    nothing written."""
+    import numpy as np
+    import xarray as xr
+
+    from nowcast.io import event_dataset
+
+    t = np.datetime64("2019-06-01T00:00") + np.arange(7) * np.timedelta64(10, "m")
+    ds = event_dataset(np.zeros((7, 128, 128), np.uint8), t, np.arange(128) * 3000.0, np.arange(128) * 3000.0)
+    ds["vil"] = (("time", "y", "x"), np.broadcast_to(np.linspace(0, 150, 128), (7, 128, 128)).copy(),
+                 {"units": "kg m-2", "grid_mapping": "crs"})
+    ds.to_netcdf(tmp_path / "lying.nc")
+    assert isinstance(ds, xr.Dataset)
+    code = ("import sys\nfrom nowcast.forecast import main\n"
+            "code = main(['lying.nc', '--out', 'f.nc', '--no-progress'])\n"
+            "print('exit', code, 'torch loaded:', 'torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "exit 2 torch loaded: False" in out.stdout, out.stdout + out.stderr
+    assert "Rain rate in mm/h?" in out.stderr and "Traceback" not in out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lying.nc"]
