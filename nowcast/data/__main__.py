@@ -77,6 +77,8 @@ def _inspect(args) -> int:
 
 
 def _export(args) -> int:
+    import numpy as np
+
     from ..io import event_from_store, write_event
     from .store import open_store
 
@@ -89,8 +91,17 @@ def _export(args) -> int:
     else:
         raise ValueError(f"event {args.event!r} is neither an id nor an index of {args.store} "
                          f"({len(ids)} events, e.g. {ids[:3]})")
-    path = write_event(event_from_store(ds, index), args.out, overwrite=args.overwrite)
-    print(f"wrote event {ids[index]} ({ds.sizes['time']} frames) to {path}")
+    event = event_from_store(ds, index)
+    if args.units != "vil":
+        from ..io.quantities import from_vil_bytes
+
+        values, attrs = from_vil_bytes(event["vil"].values, args.units)
+        event = event.drop_vars("vil")
+        name = {"kg m-2": "vil", "mm/h": "rain_rate", "dBZ": "reflectivity"}[args.units]
+        event[name] = (("time", "y", "x"), values, {**attrs, "grid_mapping": "crs"})
+        event[name].encoding["_FillValue"] = np.float32(np.nan)
+    path = write_event(event, args.out, overwrite=args.overwrite)
+    print(f"wrote event {ids[index]} ({ds.sizes['time']} frames, {args.units}) to {path}")
     return 0
 
 
@@ -137,6 +148,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("event", help="event id or index")
     e.add_argument("out", help="output event.nc (never overwritten unless --overwrite)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    e.add_argument("--units", choices=("vil", "kg m-2", "mm/h", "dBZ"), default="vil",
+                   help="write the frames as SEVIR VIL bytes, VIL in kg m-2, rain rate in mm/h or reflectivity in "
+                        "dBZ (through the VIL proxy of a 4.5 km column and Marshall-Palmer), as a radar service "
+                        "would; missing pixels become NaN (default: vil)")
     e.set_defaults(func=_export)
     return p
 

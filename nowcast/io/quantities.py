@@ -24,9 +24,18 @@ import re
 
 import numpy as np
 
-from ..data.codec import MARSHALL_PALMER, MISSING, dbz_to_vil, encode_vil, rain_to_dbz
+from ..data.codec import (MARSHALL_PALMER, MISSING, dbz_to_rain, dbz_to_vil, decode_vil, encode_vil, rain_to_dbz,
+                          vil_to_dbz)
 
-__all__ = ["QUANTITIES", "QuantityError", "identify", "to_vil_bytes", "plausibility"]
+__all__ = ["QUANTITIES", "QuantityError", "identify", "to_vil_bytes", "from_vil_bytes", "plausibility",
+           "EXPORT_UNITS", "NO_ECHO_DBZ"]
+
+#: Units an event can be written in, and the quantity, CF units and standard name each writes.
+EXPORT_UNITS = {"vil": ("vil_bytes", "1", None), "kg m-2": ("vil", "kg m-2", None),
+                "mm/h": ("rain_rate", "mm h-1", "rainfall_rate"),
+                "dBZ": ("reflectivity", "dBZ", "equivalent_reflectivity_factor")}
+#: Reflectivity written where there is no echo (radar files' "undetect"; it maps back to byte 0).
+NO_ECHO_DBZ = -32.0
 
 QUANTITIES = ("vil_bytes", "vil", "rain_rate", "accumulation", "reflectivity")
 
@@ -52,6 +61,7 @@ _UNITS = {
     "1": ("vil_bytes", 1.0), "": ("vil_bytes", 1.0),
 }
 _RATE_UNITS_HINT = "mm h-1 (or kg m-2 s-1)"
+_CLEAR_AIR_KG = 4 / 90.66              # VIL of byte 6, the smallest byte that decodes to more than 0
 _LABEL = {"vil_bytes": "SEVIR bytes", "vil": "VIL (or a precipitation amount)", "rain_rate": "a rain rate",
           "accumulation": "a precipitation amount", "reflectivity": "reflectivity"}
 
@@ -203,4 +213,37 @@ def to_vil_bytes(values, quantity: str, factor: float = 1.0, step_minutes: float
         quantity = "reflectivity"
     if quantity == "reflectivity":
         x = dbz_to_vil(x)                                  # −inf dBZ (no rain) → 0 kg m-2
-    return encode_vil(x)
+    # below byte 6 every byte decodes to 0 kg m-2: clear air is byte 0, as SEVIR writes it
+    return encode_vil(np.where(x < _CLEAR_AIR_KG, 0.0, x))
+
+
+def from_vil_bytes(data, units: str, zr=MARSHALL_PALMER) -> tuple:
+    """VIL bytes → values in ``units`` (see :data:`EXPORT_UNITS`), the inverse of :func:`to_vil_bytes`.
+
+    Returns
+    -------
+    tuple
+        ``(values, attrs)``: float32 values (NaN where the byte is 255, no data; bytes as they are for
+        ``vil``) and the CF attributes (``units``, ``standard_name``, ``long_name``, and ``comment``
+        saying how they were derived).
+    """
+    if units not in EXPORT_UNITS:
+        raise ValueError(f"unknown units {units!r}; choose from {sorted(EXPORT_UNITS)}")
+    quantity, cf_units, std = EXPORT_UNITS[units]
+    b = np.asarray(data)
+    if quantity == "vil_bytes":
+        return b.astype(np.uint8), {"units": "1"}
+    kg = decode_vil(b).astype(np.float64)                       # NaN where 255
+    attrs = {"units": cf_units}
+    if quantity == "vil":
+        return kg.astype(np.float32), {**attrs, "long_name": "vertically integrated liquid"}
+    dbz = vil_to_dbz(kg)                                        # −inf where no liquid
+    note = "from SEVIR VIL through the VIL proxy of a 4.5 km column"
+    if quantity == "reflectivity":
+        values = np.where(np.isneginf(dbz), NO_ECHO_DBZ, dbz)
+        return values.astype(np.float32), {**attrs, "standard_name": std, "long_name": "equivalent reflectivity factor",
+                                           "comment": f"{note}; {NO_ECHO_DBZ:g} dBZ = no echo"}
+    a, b_ = zr
+    return dbz_to_rain(dbz, zr).astype(np.float32), {
+        **attrs, "standard_name": std, "long_name": "rain rate",
+        "comment": f"{note} and the Z-R law Z = {a:g} R^{b_:g}"}

@@ -43,3 +43,26 @@ def test_unknown_option_exits_2(capsys):
     with pytest.raises(SystemExit) as e:
         main(["build", "a", "b", "--frobnicate"])
     assert e.value.code == 2
+
+
+@pytest.mark.parametrize("units", ["kg m-2", "mm/h", "dBZ"])
+def test_export_in_radar_units_reads_back_to_the_same_bytes(units, tmp_path):
+    """An event written as a radar service would (VIL, rain rate or reflectivity) reads back to the
+    store's bytes, to the codec's rounding (bytes 1–5 decode to no VIL at all)."""
+    import numpy as np
+    import xarray as xr
+
+    from nowcast.io import read_event
+
+    root, store = tmp_path / "sevir", tmp_path / "s.zarr"
+    assert main(["synth", str(root), "--events", "6", "--size", "24", "--frames", "13", "--quiet"]) == 0
+    assert main(["build", str(root), str(store), "--quiet", "--no-lr"]) == 0
+    raw, conv = tmp_path / "raw.nc", tmp_path / "conv.nc"
+    assert main(["export-event", str(store), "0", str(raw)]) == 0
+    assert main(["export-event", str(store), "0", str(conv), "--units", units]) == 0
+    want = xr.open_dataset(raw).vil.values
+    got = read_event(conv, task="sevir", check_time=False)["vil"].values
+    np.testing.assert_array_equal(got, np.where(want <= 5, 0, want))
+    ds = xr.open_dataset(conv)
+    var = next(v for v in ds.data_vars if v != "crs")
+    assert ds[var].attrs["units"] == {"kg m-2": "kg m-2", "mm/h": "mm h-1", "dBZ": "dBZ"}[units]
