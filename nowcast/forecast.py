@@ -102,7 +102,7 @@ def run_forecast(event: str, model: str = "default", solver: str = "spanlift", s
                   "source_quantity": ds.attrs.get("source_quantity", ""),
                   "task": loaded.task}
     fc = forecast_dataset(forecast[0], ds["time"].values[-1], task.frame_minutes, ds["x"].values, ds["y"].values,
-                          provenance=provenance)
+                          provenance=provenance, grid_mapping=dict(ds["crs"].attrs))     # the event's own projection
     if "event_id" in ds.attrs:
         fc.attrs["event_id"] = ds.attrs["event_id"]
     return fc, ds

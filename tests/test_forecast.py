@@ -72,7 +72,7 @@ def test_finer_events_are_thinned_and_max_pooled(event_file, tiny_model_file, tm
     fa, fb = xr.open_dataset(a), xr.open_dataset(b)
     np.testing.assert_array_equal(fa.vil.values, fb.vil.values)
     np.testing.assert_allclose(fb.x.values, fa.x.values)
-    assert "max pooling" in fb.attrs["preprocessing"] and "every 2th frame" in fb.attrs["preprocessing"]
+    assert "max pooling" in fb.attrs["preprocessing"] and "one frame in 2 kept" in fb.attrs["preprocessing"]
 
 
 def _variant(event_file, tmp_path, kind):
@@ -202,4 +202,21 @@ def test_sample_event_with_the_shipped_model_and_its_spanlift(tmp_path):
     p = fc.exceedance_probability.values
     assert np.nanmin(p) >= 0 and np.nanmax(p) <= 1 and p[0].max() > 0      # the squall line is forecast
     ev = xr.open_dataset(event)
+    np.testing.assert_array_equal(fc.x.values, ev.x.values)
+
+
+def test_the_forecast_keeps_the_events_projection(event_file, tiny_model_file, tmp_path):
+    """An event on another projection (here a polar stereographic grid mapping, as FMI writes): the forecast
+    file carries that grid mapping, not SEVIR's, next to the same x/y."""
+    ev = xr.open_dataset(event_file).load()
+    polar = {"grid_mapping_name": "polar_stereographic", "straight_vertical_longitude_from_pole": 25.0,
+             "latitude_of_projection_origin": 90.0, "standard_parallel": 60.0, "false_easting": 0.0,
+             "false_northing": 0.0}
+    ev["crs"].attrs = polar
+    path = tmp_path / "polar.nc"
+    ev.to_netcdf(path)
+    out = tmp_path / "f.nc"
+    assert _run(path, out, tiny_model_file, "--members", "1") == 0
+    fc = xr.open_dataset(out)
+    assert {k: fc.crs.attrs[k] for k in polar} == polar
     np.testing.assert_array_equal(fc.x.values, ev.x.values)

@@ -68,7 +68,7 @@ def conform_event(ds, frame_minutes: int, pixel_m: float, shape: tuple, min_fram
     if k_t > 1:
         idx = np.arange(out.sizes["time"] - 1, -1, -k_t)[::-1]
         out = out.isel(time=idx)
-        notes.append(f"every {k_t}th frame kept ({step / 60:g} → {frame_minutes} min), ending at the last one")
+        notes.append(f"one frame in {k_t} kept ({step / 60:g} → {frame_minutes} min), ending at the last one")
     if out.sizes["time"] < min_frames:
         raise EventError(f"{name}: too few frames: {out.sizes['time']} at {frame_minutes} min, the model needs "
                          f"{min_frames} context frames")

@@ -18,7 +18,7 @@ __all__ = ["forecast_dataset"]
 
 
 def forecast_dataset(members: np.ndarray, init_time, frame_minutes: int, x: np.ndarray, y: np.ndarray,
-                     thresholds=SEVIR_THRESHOLDS, provenance: dict | None = None):
+                     thresholds=SEVIR_THRESHOLDS, provenance: dict | None = None, grid_mapping: dict | None = None):
     """Assemble a CF forecast dataset.
 
     Parameters
@@ -35,6 +35,9 @@ def forecast_dataset(members: np.ndarray, init_time, frame_minutes: int, x: np.n
         Byte thresholds for the exceedance probabilities.
     provenance : dict, optional
         Attributes (model, solver, steps, nfe, seeds, version …); lists are stored as strings.
+    grid_mapping : dict, optional
+        CF grid-mapping attributes of ``x``/``y`` — the event's own (default: SEVIR's Lambert azimuthal
+        equal-area projection).
 
     Returns
     -------
@@ -70,7 +73,7 @@ def forecast_dataset(members: np.ndarray, init_time, frame_minutes: int, x: np.n
          "exceedance_probability": (("threshold", "lead_time", "y", "x"), prob,
                                     {"long_name": "fraction of members with VIL byte >= threshold",
                                      "units": "1", "grid_mapping": "crs"}),
-         "crs": ((), np.int32(0), dict(CF_GRID_MAPPING))},
+         "crs": ((), np.int32(0), dict(CF_GRID_MAPPING if grid_mapping is None else grid_mapping))},
         coords={"member": ("member", np.arange(m.shape[0], dtype=np.int32)),
                 "lead_time": ("lead_time", lead, {"standard_name": "forecast_period"}),
                 "valid_time": ("lead_time", valid, {"standard_name": "time"}),
