@@ -232,7 +232,7 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="the CPU benchmark (see python -m nowcast.imagegen bench --help)",
                        add_help=False)
-    b.add_argument("rest", nargs=argparse.REMAINDER)
+    b.add_argument("rest", nargs=argparse.REMAINDER, help="the benchmark's own options (see its --help)")
     b.set_defaults(fn=None)
     return p
 
