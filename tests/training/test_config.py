@@ -60,7 +60,7 @@ def test_ldm_without_a_vae_is_refused(tiny_store, tiny_config, tmp_path, capsys)
     assert not any(tmp_path.iterdir())            # nothing was written
 
 
-@pytest.mark.parametrize("name", ["sevirlr_tiny", "sevirlr_prediff"])
+@pytest.mark.parametrize("name", ["sevirlr_tiny", "sevirlr_prediff", "sevirlr_radar"])
 def test_shipped_configs_resolve_for_every_stage(name):
     from pathlib import Path
 
