@@ -83,6 +83,10 @@ def test_shipped_configs_resolve_for_every_stage(name):
         n_unet = sum(p.numel() for p in SpaceTimeUNet(tiny[1]).parameters())
         assert 0.6e6 < n_vae < 0.8e6 and 0.9e6 < n_unet < 1.2e6      # the sizes the model card states
         assert tiny[2].scale_factor == 0                              # automatic latent scaling
+    elif name == "sevirlr_radar":                  # the residual model: guide, first guess, pixel decoding
+        assert tiny[0].latent_channels == 8 and tiny[1].guide and tiny[1].guide_stacks == 3
+        assert tiny[1].time_padding == "replicate"
+        assert (tiny[2].first_guess, tiny[2].residual, tiny[2].first_guess_pixels) == ("pysteps", True, True)
     else:
         assert tiny[0].block_out_channels == (128, 256, 512, 512) and tiny[0].latent_channels == 64
         assert tiny[1].base_units == 256 and tiny[2].scale_factor == 1.0
