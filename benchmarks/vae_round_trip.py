@@ -20,7 +20,7 @@ import torch
 from common import ROOT, header, provenance, write_results
 from nowcast.data.codec import from_unit, to_unit
 from nowcast.data.synthetic_store import synthetic_store
-from nowcast.models.model_files import load_model
+from nowcast.models.model_files import load_vae, read_meta
 from nowcast.nowcasters.scoring import select_windows, window_bytes
 from nowcast.verification.accumulate import EvaluationAccumulator
 from nowcast.verification.summarise import summarize
@@ -46,7 +46,7 @@ def round_trip_scores(vae, store: str, task: str, windows: int) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", default="default", help="model file (its VAE is measured) or a vae/ldm run dir")
+    p.add_argument("--model", default="default", help="a nowcaster (its VAE is measured) or a VAE: file or run dir")
     p.add_argument("--texture", default="radar", choices=("radar", "cells"), help="which synthetic store")
     p.add_argument("--data", default=None, help="another store")
     p.add_argument("--windows", type=int, default=32)
@@ -55,9 +55,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(2)
     meta = provenance("python benchmarks/vae_round_trip.py " + " ".join(argv if argv is not None else sys.argv[1:]))
-    model = load_model(args.model)
+    vae = load_vae(args.model).eval()                   # a VAE file, or the VAE inside a nowcaster's file
+    task = read_meta(args.model).get("task", "sevirlr")
     store = args.data or synthetic_store(480, texture=args.texture)
-    csi = round_trip_scores(model.ldm.vae.eval(), store, model.task, args.windows)
+    csi = round_trip_scores(vae, store, task, args.windows)
     lines = header("VAE round trip: encode → decode of observed frames", meta)
     lines += [f"- model: `{args.model}`; store: `{store}`; {args.windows} test windows, every frame", "",
               "| threshold (bytes) | CSI | CSI pool4 | CSI pool16 |", "|---|---|---|---|"]
