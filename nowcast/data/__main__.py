@@ -93,7 +93,7 @@ def _export(args) -> int:
                          f"({len(ids)} events, e.g. {ids[:3]})")
     event = event_from_store(ds, index)
     if args.units != "vil":
-        from ..io.quantities import from_vil_bytes
+        from ..io import from_vil_bytes
 
         values, attrs = from_vil_bytes(event["vil"].values, args.units)
         event = event.drop_vars("vil")
