@@ -250,6 +250,12 @@ def _fmt(v) -> str:
     return "—" if v is None or not np.isfinite(v) else f"{v:.4f}"
 
 
+def _lead_row(label: str, d: dict, i: int) -> str:
+    """One markdown row of the per-lead scores ``d`` at lead index ``i``."""
+    cells = [d[k][i] if k in d else None for k in ("CSI_M", "CSI_M_pool4", "CSI_M_pool16", "HSS", "CRPS", "spread_skill")]
+    return "| " + " | ".join([label] + [_fmt(v) for v in cells]) + " |"
+
+
 def _markdown(args, meta, payload, main_rec, accept) -> list:
     first = main_rec["forecast"]
     lines = header("Default model: skill on the synthetic SEVIR-LR test split", meta)
@@ -277,18 +283,14 @@ def _markdown(args, meta, payload, main_rec, accept) -> list:
               "|---|---|---|---|---|---|---|"]
     for k, r in main_rec.items():
         d = r["per_lead"]
-        lines.append(f"| {k} | {_fmt(d['CSI_M'][-1])} | {_fmt(d['CSI_M_pool4'][-1])} | {_fmt(d['CSI_M_pool16'][-1])} | "
-                     f"{_fmt(d['HSS'][-1])} | {_fmt(d['CRPS'][-1] if 'CRPS' in d else None)} | "
-                     f"{_fmt(d['spread_skill'][-1] if 'spread_skill' in d else None)} |")
+        lines.append(_lead_row(k, d, -1))
     for k, r in main_rec.items():
         d = r["per_lead"]
         lines += ["", f"### {k}: against lead time", "",
                   "| lead (min) | CSI-M | CSI-M pool4 | CSI-M pool16 | HSS | CRPS | spread–skill |",
                   "|---|---|---|---|---|---|---|"]
         for i, t in enumerate(d["lead_time_min"]):
-            lines.append(f"| {t:g} | {_fmt(d['CSI_M'][i])} | {_fmt(d['CSI_M_pool4'][i])} | {_fmt(d['CSI_M_pool16'][i])} | "
-                         f"{_fmt(d['HSS'][i])} | {_fmt(d['CRPS'][i] if 'CRPS' in d else None)} | "
-                         f"{_fmt(d['spread_skill'][i] if 'spread_skill' in d else None)} |")
+            lines.append(_lead_row(f"{t:g}", d, i))
         if "levels" in r:
             lines += ["", f"Probability levels (chosen on {r['levels']['windows']} {r['levels']['chosen_on']} windows, "
                           f"per threshold 16 … 219): {', '.join(f'{v:g}' for v in r['levels']['values'])}"]
