@@ -22,6 +22,7 @@ status 2, no output file; the input is never overwritten, an existing output onl
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -31,6 +32,17 @@ from .foundation.cli import HelpFormatter, count, fail, positive_float, seed
 from .foundation.files import check_writable
 
 __all__ = ["main", "run_forecast"]
+
+
+def _thresholds(text: str) -> tuple:
+    """``0.1,1,5`` → ``(0.1, 1.0, 5.0)``, increasing."""
+    try:
+        values = tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give numbers separated by commas, e.g. 0.1,1,5,10") from None
+    if not values or any(b <= a for a, b in zip(values, values[1:])) or not all(map(math.isfinite, values)):
+        raise argparse.ArgumentTypeError(f"{text!r}: give finite, increasing thresholds separated by commas")
+    return values
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
                         "say rain rate, precipitation per step, reflectivity or VIL)")
     p.add_argument("--zr", nargs=2, type=positive_float, default=MARSHALL_PALMER, metavar=("A", "B"),
                    help="Z-R law Z = A·R^B for rain rates and accumulations (default: Marshall-Palmer 200 1.6)")
+    p.add_argument("--thresholds", type=_thresholds, default=None, metavar="T1,T2,…",
+                   help="exceedance-probability thresholds in the file's unit, e.g. 0.1,1,5,10 for mm/h (default: "
+                        "SEVIR's VIL thresholds for VIL, 0.1,1,5,10,20 mm/h for rain rates, 20,30,40,50 dBZ)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the model runs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -64,13 +79,24 @@ def _parser() -> argparse.ArgumentParser:
 
 def run_forecast(event: str, model: str = "default", solver: str = "spanlift", steps: int | None = None,
                  members: int = 8, seed: int = 0, device: str = "auto", progress: bool = True,
-                 variable: str | None = None, zr: tuple = MARSHALL_PALMER):
+                 variable: str | None = None, zr: tuple = MARSHALL_PALMER, thresholds=None):
     """The forecast dataset of an event file (see the module docstring); nothing is written.
+
+    Parameters
+    ----------
+    event : str
+        The radar file.
+    model, solver, steps, members, seed, device, progress, variable, zr
+        As the command-line options of the same names.
+    thresholds : sequence of float, optional
+        Exceedance thresholds in the file's unit (default: the quantity's, see
+        :func:`nowcast.io.output.default_thresholds`).
 
     Returns
     -------
     tuple
-        ``(forecast, event)``: the forecast dataset and the event on the model's grid.
+        ``(forecast, conformed)``: the forecast dataset (on the file's grid, in its units) and the
+        event as brought to the model (:class:`nowcast.io.conform.Conformed`).
 
     Raises
     ------
@@ -84,28 +110,30 @@ def run_forecast(event: str, model: str = "default", solver: str = "spanlift", s
     ds = read_event(event, check_time=False, variable=variable, zr=zr)     # a bad file is refused before torch loads
     from .foundation.device import resolve_device
     from .foundation.provenance import file_digest
-    from .io import conform_event, forecast_dataset
+    from .io import conform_event, user_forecast
     from .models.model_files import load_model
-    from .nowcasters import resolve_nowcaster
+    from .nowcasters import predict_domain, resolve_nowcaster
 
     dev = resolve_device(device)
     loaded = load_model(model, dev)
     nowcaster = resolve_nowcaster(solver, loaded, dev, steps=steps)
     task, grid = nowcaster.task, nowcaster.grid
-    ds, notes = conform_event(ds, task.frame_minutes, grid.pixel_m, grid.shape, task.in_len, name=str(event))
-    context = ds["vil"].values[-task.in_len:]
-    forecast, nfe = nowcaster.predict(context[None], task.out_len, members, seed, progress=progress)
+    conformed = conform_event(ds, task.frame_minutes, grid.pixel_m, grid.shape, task.in_len, name=str(event))
+    forecast, nfe = predict_domain(nowcaster, conformed.event["vil"].values, conformed.plan, members, seed,
+                                   progress=progress)
     provenance = {"model": loaded.path.name, "model_sha256": file_digest(loaded.path), "solver": nowcaster.name,
                   "steps": int(getattr(nowcaster, "steps", 0)), "nfe": int(nfe), "seeds": [seed + m for m in range(members)],
-                  "source_event": str(Path(event).name), "preprocessing": "; ".join(notes) or "none",
+                  "source_event": str(Path(event).name), "preprocessing": "; ".join(conformed.notes) or "none",
                   "source_variable": ds.attrs.get("source_variable", ""),
                   "source_quantity": ds.attrs.get("source_quantity", ""),
                   "task": loaded.task}
-    fc = forecast_dataset(forecast[0], ds["time"].values[-1], task.frame_minutes, ds["x"].values, ds["y"].values,
-                          provenance=provenance, grid_mapping=dict(ds["crs"].attrs))     # the event's own projection
+    if ds.attrs.get("source_quantity") in ("rain_rate", "accumulation"):
+        provenance["zr_law"] = f"{zr[0]:g} {zr[1]:g}"         # Z = a R^b, as "a b"
+    provenance["source_factor"] = float(ds.attrs.get("source_factor", 1.0))
+    fc = user_forecast(forecast, conformed, task.frame_minutes, thresholds, provenance, zr)
     if "event_id" in ds.attrs:
         fc.attrs["event_id"] = ds.attrs["event_id"]
-    return fc, ds
+    return fc, conformed
 
 
 def _render_plot(fc, event, path: Path) -> str:
@@ -151,7 +179,7 @@ def main(argv: list | None = None) -> int:
             raise ValueError(f"{event}: no such file (the event to forecast)")
         fc, conformed = run_forecast(str(event), args.model, args.solver, args.steps, args.members, args.seed,
                                      args.device, progress=not args.no_progress, variable=args.variable,
-                                     zr=tuple(args.zr))
+                                     zr=tuple(args.zr), thresholds=args.thresholds)
         tmp = _render_plot(fc, conformed, plot) if plot is not None else None
         try:                                   # both files, or neither
             write_netcdf(fc, out, overwrite=args.overwrite)

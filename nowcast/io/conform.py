@@ -1,37 +1,58 @@
-"""Bring a validated event to a model's grid and time step, when that is well defined.
+"""Bring a validated event to a model's pixels and time step.
 
-Only exact reductions are made: a time step that divides the model's (every k-th frame, ending at
-the last observed one) and a pixel size that divides the model's (k×k max pooling, missing pixels
-(255) winning, as SEVIR-LR is made from SEVIR). Rows and columns are put in increasing ``y``/``x``
-order (row 0 = south, as SEVIR stores frames). Anything else — a coarser grid, a non-integer
-ratio, a domain of another size, a step that does not divide the model's — is refused with a
-:class:`~.events.EventError` that says what would be needed.
+The grid: :func:`~.regrid.plan_grid` (any projection or latitude/longitude; finer pixels
+aggregated by the maximum, coarser ones refined; smaller domains padded with *no data*, larger
+ones tiled). The time axis: :func:`~.timeaxis.to_model_steps` (thinned, or Lagrangian
+interpolation; coarser steps refused). Rows of the model grid run south to north (row 0 = south,
+as SEVIR stores frames) whatever the file's order.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from .events import EventError
+from .grids import source_grid
+from .regrid import GridPlan, plan_grid
+from .timeaxis import TimeAxisError, to_model_steps
 
-__all__ = ["conform_event"]
-
-
-def _ratio(have: float, want: float) -> int | None:
-    """Integer ``want / have`` when it is one (to 0.1 %), else ``None``."""
-    r = want / have
-    k = int(round(r))
-    return k if k >= 1 and abs(r - k) < 1e-3 * r else None
+__all__ = ["Conformed", "conform_event"]
 
 
-def conform_event(ds, frame_minutes: int, pixel_m: float, shape: tuple, min_frames: int, name: str = "event"):
+@dataclass
+class Conformed:
+    """An event on a model's grid.
+
+    Attributes
+    ----------
+    event : xarray.Dataset
+        ``vil (time, y, x)`` bytes on the model grid (the whole domain: padded, or larger than the
+        model's frame when it is tiled), ``x``/``y`` in metres and the grid's ``crs``.
+    plan : GridPlan
+        The model grid and its maps to and from the file's pixels.
+    source : xarray.Dataset
+        The event as read, on the file's own grid (for the forecast's coordinates and masks).
+    notes : list of str
+        What was done (the forecast's provenance).
+    """
+
+    event: object
+    plan: GridPlan
+    source: object
+    notes: list = field(default_factory=list)
+
+
+def conform_event(ds, frame_minutes: int, pixel_m: float, shape: tuple, min_frames: int, name: str = "event",
+                  overlap: int | None = None) -> Conformed:
     """Event on the model's grid.
 
     Parameters
     ----------
     ds : xarray.Dataset
-        A validated event (:func:`~.events.read_event` with ``check_time=False``): ``vil (time, y, x)``
-        bytes with ``time``, ``x``, ``y`` and ``crs``.
+        A validated event (:func:`~.events.read_event` with ``check_time=False``): ``vil`` bytes
+        ``(time, Y, X)`` with its coordinates and ``crs``.
     frame_minutes : int
         The model's frame interval.
     pixel_m : float
@@ -39,62 +60,50 @@ def conform_event(ds, frame_minutes: int, pixel_m: float, shape: tuple, min_fram
     shape : tuple
         The model's frame shape ``(H, W)``.
     min_frames : int
-        Context frames the model needs (after thinning).
+        Context frames the model needs (at its step).
     name : str
         What to call the input in messages (its path).
+    overlap : int, optional
+        Minimum overlap of tiles (pixels; default a quarter of the frame).
 
     Returns
     -------
-    tuple
-        ``(dataset, notes)``: the conformed event and a list of what was done (for provenance).
+    Conformed
 
     Raises
     ------
     EventError
-        When the event cannot be brought to the model's grid exactly.
+        When the time axis cannot be brought to the model's step.
     """
-    notes = []
-    out = ds
-    for c in ("y", "x"):
-        if out[c].values[0] > out[c].values[-1]:
-            out = out.isel({c: slice(None, None, -1)})
-            notes.append(f"{c} reversed to increasing order")
-    step = int(np.diff(out["time"].values[-2:]).astype("timedelta64[s]").astype(np.int64)[0]) if out.sizes["time"] > 1 \
-        else frame_minutes * 60
-    k_t = _ratio(step / 60, frame_minutes)
-    if k_t is None:
-        raise EventError(f"{name}: time step {step / 60:g} min cannot be brought to the model's {frame_minutes} min "
-                         f"(only steps that divide it are thinned); resample the event to {frame_minutes} min")
-    if k_t > 1:
-        idx = np.arange(out.sizes["time"] - 1, -1, -k_t)[::-1]
-        out = out.isel(time=idx)
-        notes.append(f"one frame in {k_t} kept ({step / 60:g} → {frame_minutes} min), ending at the last one")
-    if out.sizes["time"] < min_frames:
-        raise EventError(f"{name}: too few frames: {out.sizes['time']} at {frame_minutes} min, the model needs "
-                         f"{min_frames} context frames")
-    px = float(np.abs(np.diff(out["x"].values)).mean())
-    py = float(np.abs(np.diff(out["y"].values)).mean())
-    k = _ratio(px, pixel_m)
-    if k is None or _ratio(py, pixel_m) != k:
-        raise EventError(f"{name}: pixels of {px:g} × {py:g} m cannot be brought to the model's {pixel_m:g} m by "
-                         f"max pooling (needs an integer ratio, at most as coarse as the model)")
-    h, w = out.sizes["y"], out.sizes["x"]
-    if (h, w) != (shape[0] * k, shape[1] * k):
-        raise EventError(f"{name}: a {h}×{w} grid of {px:g} m is {h * px / 1000:g}×{w * px / 1000:g} km; the model "
-                         f"forecasts {shape[0]}×{shape[1]} pixels of {pixel_m:g} m "
-                         f"({shape[0] * pixel_m / 1000:g}×{shape[1] * pixel_m / 1000:g} km); crop the event to "
-                         f"{shape[0] * k}×{shape[1] * k} pixels")
-    if k > 1:
-        import xarray as xr
+    import xarray as xr
 
-        v = out["vil"].values
-        t = v.shape[0]
-        pooled = v.reshape(t, shape[0], k, shape[1], k).max(axis=(2, 4))     # 255 (missing) wins the max
-        coords = {c: out[c].values.reshape(-1, k).mean(axis=1) for c in ("y", "x")}
-        new = xr.Dataset({"vil": (("time", "y", "x"), pooled.astype(np.uint8), out["vil"].attrs),
-                          "crs": out["crs"]},
-                         coords={"time": out["time"], "y": ("y", coords["y"], out["y"].attrs),
-                                 "x": ("x", coords["x"], out["x"].attrs)}, attrs=out.attrs)
-        out = new
-        notes.append(f"{k}×{k} max pooling ({px:g} → {pixel_m:g} m)")
-    return out, notes
+    grid = source_grid(ds, "vil", name=name)
+    plan = plan_grid(grid, pixel_m, shape, overlap)
+    notes = []
+    if plan.method == "max":
+        notes.append(f"aggregated to {pixel_m:g} m pixels by the maximum of the file's pixels")
+    elif plan.method == "bilinear":
+        notes.append(f"interpolated (bilinear) to {pixel_m:g} m pixels")
+    if grid.lonlat:
+        notes.append("latitude/longitude regridded to a local Lambert azimuthal equal-area grid")
+    if plan.shape != tuple(shape):
+        tiles = len(plan.tiles)
+        notes.append(f"domain of {plan.shape[0]}×{plan.shape[1]} model pixels" +
+                     (f" forecast in {tiles} overlapping tiles of {shape[0]}×{shape[1]}" if tiles > 1
+                      else f", padded with no data to {shape[0]}×{shape[1]}"))
+    frames = plan.to_model(ds["vil"].values)
+    try:
+        frames, times, more = to_model_steps(frames, ds["time"].values, frame_minutes, min_frames, name)
+    except TimeAxisError as e:
+        raise EventError(str(e)) from None
+    notes += more
+    from .events import coordinate_attrs
+
+    ca = coordinate_attrs()
+    event = xr.Dataset({"vil": (("time", "y", "x"), frames, {"long_name": "vertically integrated liquid (SEVIR byte "
+                                                                          "encoding)", "units": "1",
+                                                             "grid_mapping": "crs"}),
+                        "crs": ((), np.int32(0), dict(plan.crs_attrs))},
+                       coords={"time": ("time", times, ca["time"]), "y": ("y", plan.y, ca["y"]),
+                               "x": ("x", plan.x, ca["x"])}, attrs=dict(ds.attrs))
+    return Conformed(event=event, plan=plan, source=ds, notes=notes)

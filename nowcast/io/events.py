@@ -24,6 +24,8 @@ from ..data.codec import MARSHALL_PALMER, MISSING
 from ..foundation.files import atomic_write
 from ..foundation.tasks import SEVIR_DOMAIN_M
 from ..data.projection import CF_GRID_MAPPING, lonlat_to_laea
+from .grids import GridError, source_grid
+from .timeaxis import TimeAxisError, check_time_axis
 
 __all__ = ["EventError", "read_event", "write_event", "write_netcdf", "event_from_store",
            "event_dataset", "coordinate_attrs"]
@@ -117,9 +119,13 @@ def _check_time(path: Path, ds, task, exact: bool = True) -> None:
     n = ds.sizes["time"]
     if not exact:
         steps = np.diff(ds["time"].values).astype("timedelta64[s]").astype(np.int64)
-        if n < 2 or len(np.unique(steps)) > 1 or steps[0] <= 0:
-            raise EventError(f"{path}: times must increase at a regular step (found {n} frame(s), steps "
-                             f"{sorted(set((steps // 60).tolist()))} min)")
+        if n >= 2 and (np.any(steps <= 0) or np.abs(steps - steps.mean()).max() > 1):
+            raise EventError(f"{path}: times must increase at a regular step (found steps "
+                             f"{sorted(set((steps / 60).round(2).tolist()))} min)")
+        try:
+            check_time_axis(ds["time"].values, task.frame_minutes, task.in_len, name=str(path))
+        except TimeAxisError as e:
+            raise EventError(str(e)) from None
         return
     if n < task.in_len:
         raise EventError(f"{path}: too few frames: {n}, the {task.name} task needs at least "
@@ -173,18 +179,10 @@ def read_event(path: str | os.PathLike, task: str = "sevirlr", check_time: bool 
         var, quantity, factor = identify(ds, variable, name=str(path))
     except QuantityError as e:
         raise EventError(str(e)) from None
-    if ds[var].dims != ("time", "y", "x"):
-        raise EventError(f"{path}: {var!r} has dimensions {ds[var].dims}, expected ('time', 'y', 'x')")
-    gm = ds[var].attrs.get("grid_mapping", ds[var].encoding.get("grid_mapping"))
-    if gm is None or gm not in ds.variables:
-        raise EventError(f"{path}: no CF grid mapping: {var!r} needs grid_mapping='crs' and a 'crs' "
-                         "variable describing the projection")
-    for c in ("x", "y"):
-        if c not in ds.coords:
-            raise EventError(f"{path}: missing projected coordinate {c!r} (metres)")
-        d = np.diff(ds[c].values)
-        if not (np.all(d > 0) or np.all(d < 0)):
-            raise EventError(f"{path}: coordinate {c!r} is not strictly monotonic")
+    try:
+        grid = source_grid(ds, var, name=str(path))
+    except GridError as e:
+        raise EventError(str(e)) from None
     _check_time(path, ds, tk, exact=check_time)
     step = float(np.diff(ds["time"].values[-2:]).astype("timedelta64[s]").astype(np.int64)[0]) / 60 \
         if ds.sizes["time"] > 1 else None
@@ -194,11 +192,15 @@ def read_event(path: str | os.PathLike, task: str = "sevirlr", check_time: bool 
         raise EventError(str(e)) from None
     if np.all(data == MISSING):
         raise EventError(f"{path}: every pixel is missing (255 or NaN); nothing to forecast from")
-    out = ds.drop_vars([v for v in ds.data_vars if v != gm])
-    out["vil"] = (("time", "y", "x"), data, {"long_name": "vertically integrated liquid (SEVIR byte encoding)",
-                                             "units": "1", "grid_mapping": gm})
-    if gm != "crs":
-        out = out.rename({gm: "crs"})
-        out["vil"].attrs["grid_mapping"] = "crs"
+    gm = ds[var].attrs.get("grid_mapping", ds[var].encoding.get("grid_mapping"))
+    out = ds.drop_vars([v for v in ds.data_vars])
+    out["vil"] = (ds[var].dims, data, {"long_name": "vertically integrated liquid (SEVIR byte encoding)",
+                                       "units": "1", "grid_mapping": "crs"})
+    out["crs"] = ((), np.int32(0), dict(grid.crs_attrs))
+    if gm is not None and gm != "crs" and gm in out.variables:
+        out = out.drop_vars(gm)
+    out.attrs.update({f"source_{k}": str(ds[var].attrs[k]) for k in ("units", "standard_name", "long_name")
+                      if k in ds[var].attrs})
+    out.attrs["source_factor"] = float(factor)
     out.attrs.update(source_variable=var, source_quantity=quantity)
     return out

@@ -28,7 +28,7 @@ from ..data.codec import (MARSHALL_PALMER, MISSING, dbz_to_rain, dbz_to_vil, dec
                           vil_to_dbz)
 
 __all__ = ["QUANTITIES", "QuantityError", "identify", "to_vil_bytes", "from_vil_bytes", "plausibility",
-           "EXPORT_UNITS", "NO_ECHO_DBZ"]
+           "EXPORT_UNITS", "NO_ECHO_DBZ", "to_quantity"]
 
 #: Units an event can be written in, and the quantity, CF units and standard name each writes.
 EXPORT_UNITS = {"vil": ("vil_bytes", "1", None), "kg m-2": ("vil", "kg m-2", None),
@@ -217,6 +217,46 @@ def to_vil_bytes(values, quantity: str, factor: float = 1.0, step_minutes: float
     return encode_vil(np.where(x < _CLEAR_AIR_KG, 0.0, x))
 
 
+def to_quantity(data, quantity: str, factor: float = 1.0, step_minutes: float | None = None,
+                zr=MARSHALL_PALMER) -> np.ndarray:
+    """VIL bytes → values of a quantity in a file's unit, the inverse of :func:`to_vil_bytes`.
+
+    Parameters
+    ----------
+    data : array-like of uint8
+        VIL bytes (255 = no data).
+    quantity, factor
+        As :func:`identify` gives them: the values are written in the file's unit (quantity's unit / factor).
+    step_minutes : float, optional
+        The time step an ``accumulation`` is summed over.
+    zr : tuple of float
+        ``(a, b)`` of the Z–R law.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 bytes for ``vil_bytes``; else float32 with NaN where there is no data (reflectivity
+        where there is no echo: :data:`NO_ECHO_DBZ`).
+    """
+    b = np.asarray(data)
+    if quantity == "vil_bytes":
+        return b.astype(np.uint8)
+    kg = decode_vil(b).astype(np.float64)                       # NaN where 255
+    if quantity == "vil":
+        return (kg / factor).astype(np.float32)
+    dbz = vil_to_dbz(kg)                                        # −inf where no liquid
+    if quantity == "reflectivity":
+        return (np.where(np.isneginf(dbz), NO_ECHO_DBZ, dbz) / factor).astype(np.float32)
+    rate = dbz_to_rain(dbz, zr)
+    if quantity == "accumulation":
+        if not step_minutes:
+            raise ValueError("an accumulation needs the time step it is summed over")
+        rate = rate * step_minutes / 60.0
+    elif quantity != "rain_rate":
+        raise ValueError(f"unknown quantity {quantity!r}; one of {QUANTITIES}")
+    return (rate / factor).astype(np.float32)
+
+
 def from_vil_bytes(data, units: str, zr=MARSHALL_PALMER) -> tuple:
     """VIL bytes → values in ``units`` (see :data:`EXPORT_UNITS`), the inverse of :func:`to_vil_bytes`.
 
@@ -230,20 +270,16 @@ def from_vil_bytes(data, units: str, zr=MARSHALL_PALMER) -> tuple:
     if units not in EXPORT_UNITS:
         raise ValueError(f"unknown units {units!r}; choose from {sorted(EXPORT_UNITS)}")
     quantity, cf_units, std = EXPORT_UNITS[units]
-    b = np.asarray(data)
+    values = to_quantity(data, quantity, 1.0, None, zr)
     if quantity == "vil_bytes":
-        return b.astype(np.uint8), {"units": "1"}
-    kg = decode_vil(b).astype(np.float64)                       # NaN where 255
+        return values, {"units": "1"}
     attrs = {"units": cf_units}
     if quantity == "vil":
-        return kg.astype(np.float32), {**attrs, "long_name": "vertically integrated liquid"}
-    dbz = vil_to_dbz(kg)                                        # −inf where no liquid
+        return values, {**attrs, "long_name": "vertically integrated liquid"}
     note = "from SEVIR VIL through the VIL proxy of a 4.5 km column"
     if quantity == "reflectivity":
-        values = np.where(np.isneginf(dbz), NO_ECHO_DBZ, dbz)
-        return values.astype(np.float32), {**attrs, "standard_name": std, "long_name": "equivalent reflectivity factor",
-                                           "comment": f"{note}; {NO_ECHO_DBZ:g} dBZ = no echo"}
+        return values, {**attrs, "standard_name": std, "long_name": "equivalent reflectivity factor",
+                        "comment": f"{note}; {NO_ECHO_DBZ:g} dBZ = no echo"}
     a, b_ = zr
-    return dbz_to_rain(dbz, zr).astype(np.float32), {
-        **attrs, "standard_name": std, "long_name": "rain rate",
-        "comment": f"{note} and the Z-R law Z = {a:g} R^{b_:g}"}
+    return values, {**attrs, "standard_name": std, "long_name": "rain rate",
+                    "comment": f"{note} and the Z-R law Z = {a:g} R^{b_:g}"}

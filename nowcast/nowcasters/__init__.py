@@ -13,6 +13,7 @@ from .protocol import Nowcaster
 from .resolve import resolve_nowcaster
 from .scoring import evaluate_samplers, score_nowcasters, select_windows
 from .specs import SPEC_HELP, Spec, parse_spec
+from .tiling import predict_domain
 
 __all__ = ["Nowcaster", "DiffusionNowcaster", "resolve_nowcaster", "score_nowcasters", "evaluate_samplers",
-           "select_windows", "Spec", "parse_spec", "SPEC_HELP"]
+           "select_windows", "Spec", "parse_spec", "SPEC_HELP", "predict_domain"]

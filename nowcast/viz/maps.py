@@ -24,7 +24,7 @@ from ..data.codec import MISSING
 from ..data.projection import EARTH_RADIUS, LAT0, LON0
 from .colors import vil_cmap
 
-__all__ = ["has_cartopy", "sevir_crs", "offline_features", "plot_vil", "forecast_panel"]
+__all__ = ["has_cartopy", "sevir_crs", "map_crs", "offline_features", "plot_vil", "forecast_panel"]
 
 
 def has_cartopy() -> bool:
@@ -42,6 +42,47 @@ def sevir_crs():
 
     globe = ccrs.Globe(ellipse=None, semimajor_axis=EARTH_RADIUS, semiminor_axis=EARTH_RADIUS)
     return ccrs.LambertAzimuthalEqualArea(central_longitude=LON0, central_latitude=LAT0, globe=globe)
+
+
+def _is_sevir(attrs: dict) -> bool:
+    return (attrs.get("grid_mapping_name") == "lambert_azimuthal_equal_area"
+            and float(attrs.get("latitude_of_projection_origin", 0)) == LAT0
+            and float(attrs.get("longitude_of_projection_origin", 0)) == LON0
+            and float(attrs.get("earth_radius", 0)) == EARTH_RADIUS)
+
+
+def map_crs(grid_mapping: dict | None = None, extent=None):
+    """The cartopy CRS of a grid given by its CF grid-mapping attributes (default: SEVIR's).
+
+    Parameters
+    ----------
+    grid_mapping : dict, optional
+        CF grid-mapping attributes (``grid_mapping_name`` and parameters, or ``crs_wkt``).
+    extent : sequence of float, optional
+        ``(x0, x1, y0, y1)`` of the data, for a projection cartopy knows no bounds of (the map's
+        limits are set to three times it around its centre).
+
+    Returns
+    -------
+    cartopy.crs.CRS
+        SEVIR's LAEA, ``PlateCarree`` for latitude/longitude grids, else the file's projection.
+    """
+    import cartopy.crs as ccrs
+
+    if grid_mapping is None or _is_sevir(grid_mapping):
+        return sevir_crs()
+    from ..io.grids import crs_from_attrs
+
+    crs = crs_from_attrs(grid_mapping)
+    if crs.is_geographic:
+        return ccrs.PlateCarree()
+    proj = ccrs.Projection(crs)
+    if proj.bounds is None and extent is not None:
+        x0, x1, y0, y1 = (float(v) for v in extent)
+        cx, cy, r = (x0 + x1) / 2, (y0 + y1) / 2, 1.5 * max(abs(x1 - x0), abs(y1 - y0))
+        proj.bounds = (cx - r, cx + r, cy - r, cy + r)
+        proj.threshold = r / 500
+    return proj
 
 
 class _Offline:
@@ -145,7 +186,8 @@ def _extent(x: np.ndarray, y: np.ndarray) -> list:
 
 
 def plot_vil(data, ax=None, *, x=None, y=None, title: str | None = None, colorbar: bool = True,
-             features: bool = True, resolution: str = "50m", margin_km: float = 150.0, cmap=None, norm=None):
+             features: bool = True, resolution: str = "50m", margin_km: float = 150.0, cmap=None, norm=None,
+             grid_mapping: dict | None = None):
     """Draw a VIL field on a map (cartopy) or plain axes.
 
     Parameters
@@ -169,6 +211,9 @@ def plot_vil(data, ax=None, *, x=None, y=None, title: str | None = None, colorba
         Map margin around the field.
     cmap, norm : optional
         Another colormap and norm (e.g. for probabilities); default: the VIL colormap.
+    grid_mapping : dict, optional
+        CF grid-mapping attributes of ``x``/``y`` (default: SEVIR's LAEA); latitude/longitude grids
+        have ``x``/``y`` in degrees. The map is drawn in this projection.
 
     Returns
     -------
@@ -180,30 +225,33 @@ def plot_vil(data, ax=None, *, x=None, y=None, title: str | None = None, colorba
     if cmap is None:
         cmap, norm = vil_cmap()
     geo = has_cartopy() and (ax is None or hasattr(ax, "projection"))
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 5.5), subplot_kw={"projection": sevir_crs()} if geo else {})
     ext = _extent(x, y)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 5.5), subplot_kw={"projection": map_crs(grid_mapping, ext)} if geo else {})
     if geo:
-        crs = sevir_crs()
-        m = margin_km * 1000
-        ax.set_extent([ext[0] - m, ext[1] + m, ext[2] - m, ext[3] + m], crs=crs)
+        import cartopy.crs as ccrs
+
+        crs = map_crs(grid_mapping, ext)
+        m = margin_km * (1 / 111.0 if isinstance(crs, ccrs.PlateCarree) else 1000.0)
+        x0, x1, y0, y1 = min(ext[:2]), max(ext[:2]), min(ext[2:]), max(ext[2:])
+        ax.set_extent([x0 - m, x1 + m, y0 - m, y1 + m], crs=crs)
         im = ax.imshow(values, extent=ext, origin="lower", transform=crs, cmap=cmap, norm=norm,
                        interpolation="nearest")
         if features:
-            from ..data.projection import laea_to_lonlat
-
-            gx, gy = np.meshgrid(np.linspace(ext[0] - m, ext[1] + m, 5), np.linspace(ext[2] - m, ext[3] + m, 5))
-            lon, lat = laea_to_lonlat(gx, gy)
+            gx, gy = np.meshgrid(np.linspace(x0 - m, x1 + m, 5), np.linspace(y0 - m, y1 + m, 5))
+            ll = ccrs.PlateCarree().transform_points(crs, gx.ravel(), gy.ravel())
+            lon, lat = ll[:, 0], ll[:, 1]
             bbox = (lon.min() - 1, lon.max() + 1, lat.min() - 1, lat.max() + 1)
             for feat in offline_features(resolution, bbox).values():
                 ax.add_feature(feat, linewidth=0.6)
         ax.plot([ext[0], ext[1], ext[1], ext[0], ext[0]], [ext[2], ext[2], ext[3], ext[3], ext[2]], transform=crs,
                 color="0.3", linewidth=0.8, linestyle="--")
     else:
-        km = [e / 1000 for e in ext]
+        lonlat = (grid_mapping or {}).get("grid_mapping_name") == "latitude_longitude"
+        km = ext if lonlat else [e / 1000 for e in ext]
         im = ax.imshow(values, extent=km, origin="lower", cmap=cmap, norm=norm, interpolation="nearest")
-        ax.set_xlabel("x (km, SEVIR LAEA)")
-        ax.set_ylabel("y (km)")
+        ax.set_xlabel("longitude (°E)" if lonlat else "x (km)" if grid_mapping else "x (km, SEVIR LAEA)")
+        ax.set_ylabel("latitude (°N)" if lonlat else "y (km)")
     if title:
         ax.set_title(title, fontsize=9)
     if colorbar:
@@ -216,22 +264,59 @@ def _when(t) -> str:
     return np.datetime_as_string(np.datetime64(t, "m"), unit="m").replace("T", " ") + "Z"
 
 
-def forecast_panel(forecast, event=None, leads=None, members: int = 2, thresholds=(74, 133),
+def _as_bytes(values, attrs: dict) -> np.ndarray:
+    """A forecast's field (in its file's units) as VIL bytes for the colour scale."""
+    v = np.asarray(values)
+    quantity = attrs.get("source_quantity") or "vil_bytes"
+    if quantity == "vil_bytes":
+        return np.where(np.isnan(v), MISSING, v).astype(np.uint8) if v.dtype.kind == "f" else v
+    from ..io.quantities import QuantityError, to_vil_bytes
+
+    zr = tuple(float(t) for t in str(attrs.get("zr_law", "200 1.6")).split())
+    try:
+        return to_vil_bytes(v, quantity, float(attrs.get("source_factor", 1.0)),
+                            float(attrs.get("frame_minutes", 10)), zr)
+    except QuantityError:                         # nothing to draw (no data at all)
+        return np.full(v.shape, MISSING, np.uint8)
+
+
+def _colorbar_label(attrs: dict, var_attrs: dict) -> tuple:
+    """``(label, tick labels at the VIL levels)`` in the file's units."""
+    from .colors import VIL_LEVELS
+
+    quantity = attrs.get("source_quantity") or "vil_bytes"
+    if quantity == "vil_bytes":
+        return "VIL (byte)", None
+    from ..io.quantities import to_quantity
+
+    zr = tuple(float(t) for t in str(attrs.get("zr_law", "200 1.6")).split())
+    levels = to_quantity(np.asarray(VIL_LEVELS[:-1], np.uint8), quantity, float(attrs.get("source_factor", 1.0)),
+                         float(attrs.get("frame_minutes", 10)), zr)
+    name = var_attrs.get("long_name", "").replace("forecast ", "") or quantity.replace("_", " ")
+    return f"{name} ({var_attrs.get('units', '')})", [f"{v:.3g}" for v in levels]
+
+
+def forecast_panel(forecast, event=None, leads=None, members: int = 2, thresholds=None,
                    features: bool = True, resolution: str = "50m"):
     """A figure of a forecast: last observed frame, ensemble mean, members, exceedance probabilities.
+
+    Drawn on the forecast's own grid and projection (the input file's), with the VIL colour scale
+    labelled in the file's units.
 
     Parameters
     ----------
     forecast : xarray.Dataset
-        A forecast file (:func:`nowcast.io.forecast_dataset` / ``python -m nowcast.forecast``).
-    event : xarray.Dataset, optional
-        The event it was made from (its last frame is shown).
+        A forecast file (``python -m nowcast.forecast``, :func:`nowcast.io.user_forecast`).
+    event : optional
+        The event it was made from (its last frame is shown): a :class:`nowcast.io.Conformed`
+        (the file as read is drawn) or an event dataset with ``vil`` bytes.
     leads : sequence of int, optional
         Lead-time indices shown (default: first, middle, last).
     members : int
         Members shown (rows).
-    thresholds : sequence of int
-        Thresholds (bytes) whose exceedance probability is shown (rows).
+    thresholds : sequence of float, optional
+        Thresholds (the forecast's) whose exceedance probability is shown (rows; default: the
+        second and third of the file's, e.g. VIL bytes 74 and 133).
 
     Returns
     -------
@@ -240,29 +325,38 @@ def forecast_panel(forecast, event=None, leads=None, members: int = 2, threshold
     import matplotlib.pyplot as plt
     from matplotlib.colors import Normalize
 
+    var = forecast.attrs.get("forecast_variable", "vil")
+    ydim, xdim = forecast[var].dims[-2:]
     n_lead = forecast.sizes["lead_time"]
     leads = list(leads) if leads is not None else sorted({0, n_lead // 2, n_lead - 1})
     members = min(members, forecast.sizes["member"])
-    thr = [t for t in thresholds if t in forecast["threshold"].values]
+    have = list(forecast["threshold"].values)
+    thr = [t for t in thresholds if t in have] if thresholds is not None else have[1:3]
     rows = 1 + members + len(thr)
     cols = 1 + len(leads)
+    gm = dict(forecast["crs"].attrs) if "crs" in forecast else None
+    x, y = forecast[xdim].values, forecast[ydim].values
     geo = has_cartopy()
     fig = plt.figure(figsize=(3.1 * cols, 2.8 * rows), layout="constrained")
-    kw = {"projection": sevir_crs()} if geo else {}
-    x, y = forecast["x"].values, forecast["y"].values
+    kw = {"projection": map_crs(gm, _extent(x, y))} if geo else {}
     init = forecast.attrs.get("init_time", "")
+    attrs = {**forecast.attrs, "frame_minutes": float(forecast["lead_time"].values[0] / np.timedelta64(1, "m"))}
+    units = forecast[var].attrs.get("units", "")
 
     vil_axes, prob_axes = [], []
 
     def panel(r, c, values, title, **extra):
         ax = fig.add_subplot(rows, cols, r * cols + c + 1, **kw)
         plot_vil(values, ax, x=x, y=y, title=title, colorbar=False, features=features, resolution=resolution,
-                 margin_km=20.0, **extra)
+                 margin_km=20.0, grid_mapping=gm, **extra)
         (prob_axes if "cmap" in extra else vil_axes).append(ax)
 
     if event is not None:
-        panel(0, 0, event["vil"].isel(time=-1).values,
-              f"observed {_when(event['time'].values[-1])}")
+        from ..io.conform import Conformed
+
+        obs = event.source if isinstance(event, Conformed) else event
+        if obs["vil"].shape[-2:] == (len(y), len(x)):
+            panel(0, 0, obs["vil"].isel(time=-1).values, f"observed {_when(obs['time'].values[-1])}")
     fig.suptitle(f"nowcast from {init}Z — {forecast.attrs.get('solver', '')}, {forecast.sizes['member']} members",
                  fontsize=11)
     cmap, norm = vil_cmap()
@@ -270,14 +364,22 @@ def forecast_panel(forecast, event=None, leads=None, members: int = 2, threshold
         valid = forecast["valid_time"].values[k]
         minutes = int(forecast["lead_time"].values[k] / np.timedelta64(1, "m"))
         mean = forecast["ensemble_mean"].isel(lead_time=k).values
-        panel(0, j + 1, np.rint(np.nan_to_num(mean)).astype(np.uint8), f"mean +{minutes} min ({_when(valid)})")
+        panel(0, j + 1, _as_bytes(mean if forecast[var].dtype.kind == "f" else np.rint(mean), attrs),
+              f"mean +{minutes} min ({_when(valid)})")
         for m in range(members):
-            panel(1 + m, j + 1, forecast["vil"].isel(member=m, lead_time=k).values, f"member {m} +{minutes} min")
+            panel(1 + m, j + 1, _as_bytes(forecast[var].isel(member=m, lead_time=k).values, attrs),
+                  f"member {m} +{minutes} min")
         for i, t in enumerate(thr):
             p = forecast["exceedance_probability"].sel(threshold=t).isel(lead_time=k).values
-            panel(1 + members + i, j + 1, p, f"P(VIL ≥ {t}) +{minutes} min", cmap=plt.get_cmap("Blues"),
-                  norm=Normalize(0, 1))
-    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=vil_axes, shrink=0.5, label="VIL (byte)")
+            panel(1 + members + i, j + 1, p, f"P(≥ {t:g} {units if units != '1' else ''}) +{minutes} min".replace(
+                " )", ")"), cmap=plt.get_cmap("Blues"), norm=Normalize(0, 1))
+    label, ticks = _colorbar_label(attrs, forecast[var].attrs)
+    from .colors import VIL_LEVELS
+
+    bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=vil_axes, shrink=0.5, label=label)
+    if ticks is not None:
+        bar.set_ticks(VIL_LEVELS[:-1])
+        bar.set_ticklabels(ticks)
     if thr:
         fig.colorbar(plt.cm.ScalarMappable(norm=Normalize(0, 1), cmap=plt.get_cmap("Blues")),
                      ax=prob_axes, shrink=0.6, label="exceedance probability")
