@@ -45,10 +45,18 @@ def _thresholds(text: str) -> tuple:
     return values
 
 
+def _option(text: str) -> tuple:
+    """``KEY=VALUE`` → ``(key, value)``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: give KEY=VALUE, e.g. qty=DBZH")
+    return key.strip(), value.strip()
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m nowcast.forecast", description=__doc__.replace("``", ""),
                                 formatter_class=HelpFormatter)
-    p.add_argument("event", help="netCDF event file")
+    p.add_argument("event", help="netCDF (or zarr) radar file; with --importer, a quoted glob of native files")
     p.add_argument("--model", default="default", help="default, a model file or an ldm run dir (default: default)")
     p.add_argument("--solver", default="spanlift",
                    help="spanlift (the model's shipped SpanLift), spanlift:RUN_DIR, dyweight:RUN_DIR, a solver name "
@@ -72,6 +80,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--thresholds", type=_thresholds, default=None, metavar="T1,T2,…",
                    help="exceedance-probability thresholds in the file's unit, e.g. 0.1,1,5,10 for mm/h (default: "
                         "SEVIR's VIL thresholds for VIL, 0.1,1,5,10,20 mm/h for rain rates, 20,30,40,50 dBZ)")
+    p.add_argument("--importer", default=None, metavar="NAME",
+                   help="read EVENT as a quoted glob of native radar files (one per time step) through this pysteps "
+                        "importer: odim_hdf5, mch_gif, fmi_pgm, knmi_hdf5, mrms_grib, bom_rf3, dwd_hdf5, …")
+    p.add_argument("--importer-option", action="append", default=[], metavar="KEY=VALUE", type=_option,
+                   help="a keyword argument of the importer, e.g. qty=DBZH (repeatable)")
+    p.add_argument("--time-format", default=None, metavar="STRFTIME",
+                   help="with --importer: the time in the file names, e.g. %%Y%%m%%d%%H%%M (ODIM HDF5 files carry "
+                        "their own time)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the model runs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -79,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def run_forecast(event: str, model: str = "default", solver: str = "spanlift", steps: int | None = None,
                  members: int = 8, seed: int = 0, device: str = "auto", progress: bool = True,
-                 variable: str | None = None, zr: tuple = MARSHALL_PALMER, thresholds=None):
+                 variable: str | None = None, zr: tuple = MARSHALL_PALMER, thresholds=None,
+                 importer: str | None = None, importer_options: dict | None = None, time_format: str | None = None):
     """The forecast dataset of an event file (see the module docstring); nothing is written.
 
     Parameters
@@ -91,6 +108,9 @@ def run_forecast(event: str, model: str = "default", solver: str = "spanlift", s
     thresholds : sequence of float, optional
         Exceedance thresholds in the file's unit (default: the quantity's, see
         :func:`nowcast.io.output.default_thresholds`).
+    importer, importer_options, time_format
+        Read ``event`` as a glob of native radar files through this pysteps importer
+        (:func:`nowcast.io.importers.import_native`).
 
     Returns
     -------
@@ -103,11 +123,17 @@ def run_forecast(event: str, model: str = "default", solver: str = "spanlift", s
     nowcast.io.EventError, ValueError, FileNotFoundError
         Bad event, options or model.
     """
-    from .io import read_event
+    from .io import read_event, validate_event
 
     if members < 1:
         raise ValueError(f"--members must be ≥ 1, got {members}")
-    ds = read_event(event, check_time=False, variable=variable, zr=zr)     # a bad file is refused before torch loads
+    if importer is not None:                     # a bad file is refused before torch loads
+        from .io.importers import import_native
+
+        ds = validate_event(import_native(event, importer, time_format, importer_options), event, check_time=False,
+                            variable=variable, zr=zr)
+    else:
+        ds = read_event(event, check_time=False, variable=variable, zr=zr)
     from .foundation.device import resolve_device
     from .foundation.provenance import file_digest
     from .io import conform_event, user_forecast
@@ -175,11 +201,12 @@ def main(argv: list | None = None) -> int:
         for target, flag in ((out, "--out"), (plot, "--plot")):
             if target is not None:
                 check_writable(target, flag)
-        if not event.is_file():
+        if args.importer is None and not event.exists():
             raise ValueError(f"{event}: no such file (the event to forecast)")
         fc, conformed = run_forecast(str(event), args.model, args.solver, args.steps, args.members, args.seed,
                                      args.device, progress=not args.no_progress, variable=args.variable,
-                                     zr=tuple(args.zr), thresholds=args.thresholds)
+                                     zr=tuple(args.zr), thresholds=args.thresholds, importer=args.importer,
+                                     importer_options=dict(args.importer_option), time_format=args.time_format)
         tmp = _render_plot(fc, conformed, plot) if plot is not None else None
         try:                                   # both files, or neither
             write_netcdf(fc, out, overwrite=args.overwrite)

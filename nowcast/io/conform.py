@@ -86,11 +86,13 @@ def conform_event(ds, frame_minutes: int, pixel_m: float, shape: tuple, min_fram
         notes.append(f"interpolated (bilinear) to {pixel_m:g} m pixels")
     if grid.lonlat:
         notes.append("latitude/longitude regridded to a local Lambert azimuthal equal-area grid")
-    if plan.shape != tuple(shape):
-        tiles = len(plan.tiles)
-        notes.append(f"domain of {plan.shape[0]}×{plan.shape[1]} model pixels" +
-                     (f" forecast in {tiles} overlapping tiles of {shape[0]}×{shape[1]}" if tiles > 1
-                      else f", padded with no data to {shape[0]}×{shape[1]}"))
+    tiles = len(plan.tiles)
+    if tiles > 1:
+        notes.append(f"domain of {plan.shape[0]}×{plan.shape[1]} model pixels forecast in {tiles} overlapping tiles "
+                     f"of {shape[0]}×{shape[1]}")
+    if plan.covered[0] < shape[0] or plan.covered[1] < shape[1]:
+        notes.append(f"domain of {plan.covered[0]}×{plan.covered[1]} model pixels padded with no data to "
+                     f"{plan.shape[0]}×{plan.shape[1]}")
     frames = plan.to_model(ds["vil"].values)
     try:
         frames, times, more = to_model_steps(frames, ds["time"].values, frame_minutes, min_frames, name)

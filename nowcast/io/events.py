@@ -27,7 +27,7 @@ from ..data.projection import CF_GRID_MAPPING, lonlat_to_laea
 from .grids import GridError, source_grid
 from .timeaxis import TimeAxisError, check_time_axis
 
-__all__ = ["EventError", "read_event", "write_event", "write_netcdf", "event_from_store",
+__all__ = ["EventError", "read_event", "validate_event", "write_event", "write_netcdf", "event_from_store",
            "event_dataset", "coordinate_attrs"]
 
 
@@ -104,6 +104,12 @@ def _open(path: Path):
 
     if not path.exists():
         raise EventError(f"{path}: no such file")
+    if path.is_dir():
+        try:
+            return xr.open_zarr(path, decode_times=True, mask_and_scale=True).load()
+        except Exception as e:  # noqa: BLE001 - any failure to parse means "not a readable zarr store"
+            raise EventError(f"{path}: a folder that cannot be read as a zarr store ({type(e).__name__}: {e}); "
+                             "expected a netCDF file or a zarr store of radar frames") from None
     try:
         return xr.open_dataset(path, engine="netcdf4", decode_times=True, mask_and_scale=True).load()
     except Exception as e:  # noqa: BLE001 - any failure to parse means "not a readable netCDF file"
@@ -170,11 +176,28 @@ def read_event(path: str | os.PathLike, task: str = "sevirlr", check_time: bool 
         units that contradict the values, wrong dimensions, no grid mapping, bad coordinates, too
         few frames, irregular or wrong time step, values out of range, all missing.
     """
+    path = Path(path)
+    return validate_event(_open(path), str(path), task, check_time, variable, zr)
+
+
+def validate_event(ds, name: str, task: str = "sevirlr", check_time: bool = True, variable: str | None = None,
+                   zr=MARSHALL_PALMER):
+    """Validate an opened radar dataset as :func:`read_event` does a file (``name`` in messages).
+
+    Returns
+    -------
+    xarray.Dataset
+        As :func:`read_event`.
+
+    Raises
+    ------
+    EventError
+        As :func:`read_event`.
+    """
     from ..foundation.tasks import get_task
     from .quantities import QuantityError, identify, to_vil_bytes
 
-    path, tk = Path(path), get_task(task)
-    ds = _open(path)
+    path, tk = name, get_task(task)
     try:
         var, quantity, factor = identify(ds, variable, name=str(path))
     except QuantityError as e:

@@ -108,6 +108,7 @@ class GridPlan:
     tile: tuple
     overlap: int
     method: str
+    covered: tuple = None          # (ny, nx) model pixels the file's domain covers, before padding
     _src_xy: tuple = None          # file pixel centres in model-grid coordinates (2-D, or 1-D when separable)
 
     @property
@@ -239,10 +240,11 @@ def plan_grid(src: SourceGrid, pixel_m: float, tile: tuple, overlap: int | None 
         attrs = dict(src.crs_attrs)
         sx, sy = src.x, src.y
         px, py = float(np.abs(np.diff(src.x)).mean()), float(np.abs(np.diff(src.y)).mean())
-    axes = []
+    axes, covered = [], []
     for c, p, n_tile in ((sx, px, tile[1]), (sy, py, tile[0])):
         lo, hi = float(np.min(c)) - p / 2, float(np.max(c)) + p / 2
-        n = max(int(math.ceil((hi - lo) / pixel_m - 1e-6)), n_tile)
+        covered.append(int(math.ceil((hi - lo) / pixel_m - 1e-6)))
+        n = max(covered[-1], n_tile)
         lo -= (n * pixel_m - (hi - lo)) / 2                         # pad evenly on both sides
         axes.append(lo + (np.arange(n) + 0.5) * pixel_m)
     x, y = axes
@@ -258,4 +260,4 @@ def plan_grid(src: SourceGrid, pixel_m: float, tile: tuple, overlap: int | None 
     else:
         method = "bilinear" if coarser else "max"
     return GridPlan(source=src, x=x, y=y, crs_attrs=attrs, pixel_m=float(pixel_m), tile=tuple(tile), overlap=overlap,
-                    method=method, _src_xy=(sx, sy))
+                    method=method, covered=(covered[1], covered[0]), _src_xy=(sx, sy))
