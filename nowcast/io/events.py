@@ -83,7 +83,8 @@ def write_event(ds, path: str | os.PathLike, overwrite: bool = False) -> Path:
 
 
 def write_netcdf(ds, path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write a dataset to netCDF-4 atomically (temporary file in the same folder, then rename).
+    """Write a dataset to netCDF-4 atomically (temporary file in the same folder, then rename), fields
+    compressed (zlib).
 
     Nothing is left behind on failure, and an existing file is never replaced unless asked.
 
@@ -96,7 +97,8 @@ def write_netcdf(ds, path: str | os.PathLike, overwrite: bool = False) -> Path:
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; choose another name, or replace it (--overwrite on the command line, "
                               "overwrite=True from Python)")
-    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4"))
+    encoding = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars if ds[v].ndim >= 2}   # fields compressed
+    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding))
 
 
 def _open(path: Path):
@@ -106,12 +108,13 @@ def _open(path: Path):
         raise EventError(f"{path}: no such file")
     if path.is_dir():
         try:
-            return xr.open_zarr(path, decode_times=True, mask_and_scale=True).load()
+            return xr.open_zarr(path, decode_times=True, mask_and_scale=True)
         except Exception as e:  # noqa: BLE001 - any failure to parse means "not a readable zarr store"
             raise EventError(f"{path}: a folder that cannot be read as a zarr store ({type(e).__name__}: {e}); "
                              "expected a netCDF file or a zarr store of radar frames") from None
     try:
-        return xr.open_dataset(path, engine="netcdf4", decode_times=True, mask_and_scale=True).load()
+        # lazily: metadata, grid and time axis are checked before the frames are read
+        return xr.open_dataset(path, engine="netcdf4", decode_times=True, mask_and_scale=True)
     except Exception as e:  # noqa: BLE001 - any failure to parse means "not a readable netCDF file"
         raise EventError(f"{path}: cannot be read as netCDF ({type(e).__name__}: {e}); "
                          "expected a netCDF-4 event file such as `python -m nowcast.data export-event` writes"
@@ -177,7 +180,11 @@ def read_event(path: str | os.PathLike, task: str = "sevirlr", check_time: bool 
         few frames, irregular or wrong time step, values out of range, all missing.
     """
     path = Path(path)
-    return validate_event(_open(path), str(path), task, check_time, variable, zr)
+    ds = _open(path)
+    try:
+        return validate_event(ds, str(path), task, check_time, variable, zr)
+    finally:
+        ds.close()
 
 
 def validate_event(ds, name: str, task: str = "sevirlr", check_time: bool = True, variable: str | None = None,
@@ -216,7 +223,7 @@ def validate_event(ds, name: str, task: str = "sevirlr", check_time: bool = True
     if np.all(data == MISSING):
         raise EventError(f"{path}: every pixel is missing (255 or NaN); nothing to forecast from")
     gm = ds[var].attrs.get("grid_mapping", ds[var].encoding.get("grid_mapping"))
-    out = ds.drop_vars([v for v in ds.data_vars])
+    out = ds.drop_vars([v for v in ds.data_vars]).load()
     out["vil"] = (ds[var].dims, data, {"long_name": "vertically integrated liquid (SEVIR byte encoding)",
                                        "units": "1", "grid_mapping": "crs"})
     out["crs"] = ((), np.int32(0), dict(grid.crs_attrs))
