@@ -112,6 +112,32 @@ FORMS = {"1-km LAEA mm/h 700 km, NaN outside a circle": _laea_1km_circle,
          "accumulation in mm per 5 min": _accumulation}
 
 
+def _cf_attributes(path):
+    """The CF rules a forecast file must follow, checked one by one on the raw netCDF (no CF checker
+    installs from the package index without the udunits C library)."""
+    import netCDF4
+
+    with netCDF4.Dataset(path) as nc:
+        assert nc.getncattr("Conventions").startswith("CF-")
+        gm_names = {nc[v].getncattr("grid_mapping") for v in nc.variables if "grid_mapping" in nc[v].ncattrs()}
+        assert gm_names == {"crs"} and "grid_mapping_name" in nc["crs"].ncattrs()
+        for name, var in nc.variables.items():
+            if name == "crs" or name == "member":
+                continue
+            attrs = var.ncattrs()
+            if var.ndim >= 2:                                   # data variables: units and a grid mapping
+                assert "units" in attrs and "grid_mapping" in attrs, name
+            if name in nc.dimensions and name not in ("member", "threshold"):   # coordinate variables
+                assert "units" in attrs, name
+        assert nc["valid_time"].getncattr("standard_name") == "time"
+        assert nc["lead_time"].getncattr("standard_name") == "forecast_period"
+        assert "since" in nc["valid_time"].getncattr("units") and nc["lead_time"].getncattr("units") in (
+            "seconds", "minutes", "hours")
+        for v in nc.variables.values():                            # the coordinates attribute names real variables
+            if "coordinates" in v.ncattrs():
+                assert all(c in nc.variables for c in v.getncattr("coordinates").split())
+
+
 def _forecast(path, out, model, *extra):
     return main([str(path), "--model", str(model), "--solver", "ddim", "--steps", "2", "--members", "2",
                  "--out", str(out), "--no-progress", "--device", "cpu", *extra])
@@ -152,6 +178,7 @@ def test_a_national_radar_file_is_forecast_on_its_own_grid_and_units(form, tiny_
     for i, t in enumerate(thr):
         np.testing.assert_allclose(fc.exceedance_probability.values[i, 2], excprob(values[:, 2], t, ignore_nan=True),
                                    atol=1e-6)
+    _cf_attributes(out)
     # what was done is said
     pre = fc.attrs["preprocessing"]
     if "700 km" in form:
