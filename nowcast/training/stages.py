@@ -224,6 +224,44 @@ def _first_guess_cache(ldm: LatentDiffusion, data: WindowDataset, starts: np.nda
     return torch.stack(out)
 
 
+def _first_guess_key(ldm: LatentDiffusion, data: WindowDataset, starts: np.ndarray) -> str:
+    """What the first-guess latents depend on: the store's content, the split, the windows, the VAE's
+    weights and the diffusion settings (SHA-256)."""
+    import hashlib
+    import json
+
+    import zarr
+
+    h = hashlib.sha256()
+    attrs = dict(zarr.open_group(data.store, mode="r").attrs)
+    h.update(json.dumps([attrs.get("fingerprint"), attrs.get("task"), data.task.name,
+                         [int(e) for e in data.events], [int(s) for s in starts],
+                         ldm.cfg.to_dict()], sort_keys=True, default=str).encode())
+    for name, t in sorted(ldm.vae.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().numpy().tobytes())
+    return h.hexdigest()[:24]
+
+
+def _cached_first_guess(ldm: LatentDiffusion, data: WindowDataset, starts: np.ndarray, device,
+                        progress: bool) -> torch.Tensor:
+    """:func:`_first_guess_cache`, kept on disk under the cache directory (``first-guess/``) so that a
+    resumed run does not spend a quarter of an hour on it again."""
+    from ..foundation.cache import cache_dir
+    from ..foundation.files import atomic_save
+
+    path = cache_dir("first-guess", f"{_first_guess_key(ldm, data, starts)}.pt")
+    if path.is_file():
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - a damaged cache entry is computed again
+            path.unlink(missing_ok=True)
+    guess = _first_guess_cache(ldm, data, starts, device, progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_save(guess, path)
+    return guess
+
+
 def _ldm_stage(cfg: TrainConfig, store: str, device: torch.device, progress: bool) -> Stage:
     check_init(cfg)
     vae = load_vae(cfg.init, device)
@@ -275,7 +313,7 @@ def _latent_batches(cfg: TrainConfig, ldm, data, mean, std, device, progress: bo
     task = get_task(cfg.task)
     stride = cfg.train_stride or task.stride
     starts = np.arange(0, mean.shape[1] - task.seq_len + 1, stride)
-    guess = _first_guess_cache(ldm, data, starts, device, progress) if ldm.cfg.first_guess else None
+    guess = _cached_first_guess(ldm, data, starts, device, progress) if ldm.cfg.first_guess else None
 
     def sample(step, micro, rank):
             rng = np.random.default_rng(step_seed(cfg.seed, step, micro, rank, 2))

@@ -186,10 +186,12 @@ def test_run_records_the_resolved_models_and_resumes_by_them(tiny_store, tiny_co
 
 @pytest.mark.parametrize("residual, history", [(False, 1), (True, 2)])
 def test_a_guided_run_trains_on_the_first_guess_the_forecast_computes(tiny_store, tiny_config, trained_vae, tmp_path,
-                                                                      residual, history):
-    """With a first guess, the cached condition of a training window is what inference computes."""
-    pytest.importorskip("pysteps")
+                                                                      residual, history, monkeypatch):
+    """With a first guess, the cached condition of a training window is what inference computes; the
+    first guesses are kept on disk, so a resumed run reads them instead of computing them again."""
     import zarr
+
+    import nowcast.training.stages as stages
 
     from nowcast.data.codec import MISSING
     from nowcast.data.windows import WindowDataset
@@ -199,10 +201,16 @@ def test_a_guided_run_trains_on_the_first_guess_the_forecast_computes(tiny_store
             ("unet.guide", True), ("diffusion.first_guess", "pysteps"), ("diffusion.residual", residual),
             ("unet.guide_stacks", history), ("diffusion.first_guess_history", history)]
     cfg = load_config(tiny_config, "ldm", over)
+    monkeypatch.setenv("NOWCAST_CACHE", str(tmp_path / "cache"))
     stage = build_stage(cfg, tiny_store, torch.device("cpu"), progress=False)
     ldm = stage.modules["ldm"].eval()
     batch = stage.sample(0, 0, 0)
     assert batch["z_c"].shape[1] == 7 + 6 * history
+    assert len(list((tmp_path / "cache" / "first-guess").glob("*.pt"))) == 1
+    with monkeypatch.context() as m:
+        m.setattr(stages, "_first_guess_cache", lambda *a, **k: pytest.fail("first guesses computed again"))
+        again = build_stage(cfg, tiny_store, torch.device("cpu"), progress=False)
+        torch.testing.assert_close(again.sample(0, 0, 0)["z_c"], batch["z_c"], rtol=0, atol=0)
     vil = zarr.open_group(tiny_store, mode="r")["vil"]
     found = 0
     for e in WindowDataset(tiny_store, "sevirlr", "train").events:
