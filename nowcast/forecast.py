@@ -223,4 +223,6 @@ def main(argv: list | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .foundation.cli import exit_now
+
+    exit_now(main())
