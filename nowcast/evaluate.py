@@ -87,6 +87,11 @@ def run(args) -> dict:
         model = load_model(args.model, device)
     nowcasters = [resolve_nowcaster(s, model, device, require_steps=True) for s in specs]
     store = args.data or synthetic_store(progress=not args.no_progress)
+    if model is not None:
+        from .data.store import open_store
+
+        frames = open_store(store)
+        model.check_frames((frames.sizes["y"], frames.sizes["x"]), f"store {store}")
     t0 = time.perf_counter()
     if "probability" in args.views and args.split == "val":
         raise ValueError("--views probability chooses its levels on the val split: score another --split")

@@ -156,3 +156,88 @@ def test_a_bad_event_file_is_refused_before_torch_loads(tmp_path):
     assert "exit 2 torch loaded: False" in out.stdout, out.stdout + out.stderr
     assert "Rain rate in mm/h?" in out.stderr and "Traceback" not in out.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lying.nc"]
+
+
+def _event_cases(tmp: Path) -> list:
+    """(file, message) of broken radar files, each made from the sample event by one mutation."""
+    import numpy as np
+    import xarray as xr
+
+    base = xr.open_dataset(EVENT).load()
+    kg = base.copy()
+    kg["vil"] = kg["vil"].astype(np.float32) / 20.0
+    kg["vil"].attrs = {"units": "kg m-2", "grid_mapping": "crs"}
+
+    def save(name, ds):
+        path = tmp / f"{name}.nc"
+        ds.to_netcdf(path)
+        return str(path)
+
+    def with_value(v):
+        ds = kg.copy(deep=True)
+        ds["vil"].values[-1, 60, 60] = v
+        return ds
+
+    cases = [
+        (save("plus-inf", with_value(np.inf)), "holds infinite values"),
+        (save("minus-inf", with_value(-np.inf)), "holds infinite values"),
+        (save("huge", with_value(1e30)), "VIL above 80 kg m-2 does not occur"),
+        (save("one-frame", base.isel(time=[-1])), "one frame only; the model needs 60 minutes"),
+        (save("fifty-minutes", base.isel(time=slice(1, None))), "the model needs 60 minutes of radar"),
+        (save("thirty-min", base.assign_coords(time=base.time.values[0] + np.arange(7) * np.timedelta64(30, "m"))),
+         "coarser than the model's 10-min steps"),
+        (save("backwards", base.isel(time=slice(None, None, -1))), "times must increase"),
+        (save("all-missing", base.assign(vil=base.vil * 0 + 255)), "every pixel is missing"),
+        (save("no-time", base.rename(time="t")), "no (time, y, x) variable"),
+        (save("feet", base.assign_coords(x=("x", base.x.values / 0.3048, {"units": "ft"}))), "expected m or km"),
+        (save("irregular", base.assign_coords(x=("x", base.x.values * (1 + np.linspace(0, 0.2, 128)), base.x.attrs))),
+         "not regularly spaced"),
+        (save("degrees-projected", base.assign_coords(x=("x", np.linspace(-99, -95, 128), {"units": "degrees_east"}),
+                                                      y=("y", np.linspace(30, 34, 128), {"units": "degrees_north"}))),
+         "coordinates in degrees but the grid mapping is a projection"),
+        (save("no-grid-mapping", base.drop_vars("crs")), "no CF grid mapping"),
+        (save("bad-grid-mapping", base.assign(crs=((), np.int32(0), {"grid_mapping_name": "no_such_projection"}))),
+         "does not describe a projection"),
+        (save("negative-rate", kg.assign(vil=(kg.vil.dims, kg.vil.values - 5, {"units": "mm h-1",
+                                                                                "grid_mapping": "crs"}))),
+         "labelled a rain rate but has negative values"),
+        (save("raw-bytes-as-dbz", base.assign(vil=(base.vil.dims, base.vil.values.astype(np.float32) + 100,
+                                                   {"units": "dBZ", "grid_mapping": "crs"}))), "outside the plausible"),
+        (save("two-radar-variables", kg.assign(rain=(kg.vil.dims, kg.vil.values, {"units": "mm h-1",
+                                                                                  "grid_mapping": "crs"}))),
+         "several radar variables"),
+        (save("unknown-units", kg.assign(vil=(kg.vil.dims, kg.vil.values, {"units": "furlongs",
+                                                                           "grid_mapping": "crs"}))),
+         "cannot tell what"),
+        (save("four-dims", kg.assign(vil=kg.vil.expand_dims(level=[0]).transpose("time", "level", "y", "x"))),
+         "no (time, y, x) variable"),
+    ]
+    (tmp / "empty.nc").write_bytes(b"")
+    (tmp / "folder.zarr").mkdir()
+    return cases + [(str(tmp / "empty.nc"), "cannot be read as netCDF"),
+                    (str(tmp / "folder.zarr"), "cannot be read as a zarr store")]
+
+
+def test_broken_radar_files_exit_2_with_the_reason_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    """Every mutation of a valid file is refused with its own message, exit 2, nothing written."""
+    monkeypatch.chdir(tmp_path)
+    cases = _event_cases(tmp_path)
+    assert len(cases) >= 20
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    for path, message in cases:
+        code, err = _exit_code("nowcast.forecast", [path, "--out", str(tmp_path / "f.nc"), "--no-progress"], capsys)
+        assert code == 2 and message in err and "Traceback" not in err and err.count("error:") == 1, (path, err)
+        assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before, path
+
+
+@pytest.mark.parametrize("module, extra", [
+    ("nowcast.evaluate", ["--samplers", "ddim:2", "--windows", "1", "--members", "1", "--out", "ev"]),
+    ("nowcast.train", ["--stage", "spanlift", "--steps", "2", "--runs-dir", "runs"]),
+])
+def test_a_store_of_another_frame_size_than_the_model_is_refused(module, extra, tiny_store, tmp_path, capsys,
+                                                                  monkeypatch):
+    """The shipped model forecasts 128² frames; the tiny store has 32²: one message, no run directory."""
+    monkeypatch.chdir(tmp_path)
+    code, err = _exit_code(module, ["--data", tiny_store, "--no-progress", *extra], capsys)
+    assert code == 2 and "has 32×32 frames, but default.pt forecasts 128×128" in err and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []

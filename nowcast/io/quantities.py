@@ -161,6 +161,10 @@ _RANGES = {"reflectivity": (-np.inf, 90.0), "rain_rate": (0.0, 600.0), "accumula
 
 def plausibility(values: np.ndarray, quantity: str, variable: str, name: str = "file") -> None:
     """Refuse values that cannot be the quantity (a clear message naming the likely mistake)."""
+    bad = np.isposinf(values) | (np.isneginf(values) if quantity != "reflectivity" else False)
+    if np.any(bad):                               # -inf dBZ is a radar's "no echo"; nothing else is infinite
+        raise QuantityError(f"{name}: {variable!r} holds infinite values ({int(np.sum(bad))} pixels, e.g. "
+                            f"{float(values[bad][0]):g}); no data must be NaN or the _FillValue")
     v = values[np.isfinite(values)]
     if v.size == 0:
         raise QuantityError(f"{name}: {variable!r} holds no data at all (every value is missing)")

@@ -67,6 +67,21 @@ class LoadedModel:
         c, f = self.ldm.unet.cfg, self.ldm.vae.cfg.downsample_factor
         return (c.height * f, c.width * f)
 
+    def check_frames(self, shape: tuple, where: str) -> None:
+        """Refuse frames of another size than the model forecasts.
+
+        Raises
+        ------
+        ValueError
+            Naming both sizes and the two ways out.
+        """
+        if tuple(int(v) for v in shape) != self.frame_shape:
+            h, w = (int(v) for v in shape)
+            name = self.path.name if self.path is not None else "the model"
+            raise ValueError(f"{where} has {h}×{w} frames, but {name} forecasts {self.frame_shape[0]}×"
+                             f"{self.frame_shape[1]}; give a store built at the model's size, or a model trained "
+                             "on this store (--model)")
+
     @property
     def is_shipped_default(self) -> bool:
         """Whether this is the ``default`` model shipped with the package (its SpanLift ships too)."""

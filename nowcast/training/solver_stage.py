@@ -308,4 +308,8 @@ def build_solver_job(cfg, store: str, device: torch.device, lpips_module=None) -
                             inception_weights=section.inception_weights, lpips_weights=section.lpips_weights,
                             lpips_module=lpips_module, members=section.members)
     WindowDataset(store, task.name, "train")             # the store fits the model's task
+    from ..data.store import open_store
+
+    frames = open_store(store)
+    loaded.check_frames((frames.sizes["y"], frames.sizes["x"]), f"store {store}")
     return SolverJob(section, ldm, model_path, task, student, steps, base_text, loss_fn, store, device, cfg.seed)
