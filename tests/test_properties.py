@@ -114,3 +114,52 @@ def test_learning_rates_must_be_finite_and_positive(value):
     else:
         with pytest.raises(SystemExit):
             _parser().parse_args(["--lr", text])
+
+
+_UNITS = ["1", "kg m-2", "mm h-1", "mm/h", "kg m-2 s-1", "mm", "dBZ", "m s-1", "furlongs", ""]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_a_mutated_event_file_is_read_correctly_or_refused_with_an_event_error(tmp_path_factory, data):
+    """Random mutations of a valid event (values, units, coordinates, times, grid mapping): the reader
+    returns VIL bytes on the file's grid, or raises its one error type — never anything else."""
+    import xarray as xr
+
+    from nowcast.io import EventError, event_dataset, read_event
+
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 16)))
+    n = data.draw(st.integers(1, 9))
+    t = np.datetime64("2023-06-01T12:00") + np.arange(n) * np.timedelta64(data.draw(st.sampled_from(
+        [1, 2, 5, 6, 10, 15, 30])), "m")
+    ds = event_dataset(rng.integers(0, 255, (n, 12, 16)).astype(np.uint8), t, np.arange(16) * 3000.0,
+                       np.arange(12) * 3000.0)
+    for _ in range(data.draw(st.integers(0, 3))):
+        kind = data.draw(st.sampled_from(["scale", "units", "nan", "inf", "coords", "times", "gm", "drop"]))
+        v = ds["vil"].values.astype(np.float64)
+        if kind == "scale":
+            ds["vil"] = (ds["vil"].dims, v * data.draw(st.floats(-10, 1e3)), ds["vil"].attrs)
+        elif kind == "units":
+            ds["vil"].attrs["units"] = data.draw(st.sampled_from(_UNITS))
+        elif kind in ("nan", "inf"):
+            v.flat[data.draw(st.integers(0, v.size - 1))] = np.nan if kind == "nan" else data.draw(
+                st.sampled_from([np.inf, -np.inf]))
+            ds["vil"] = (ds["vil"].dims, v, ds["vil"].attrs)
+        elif kind == "coords":
+            ds = ds.assign_coords(x=("x", ds.x.values * data.draw(st.floats(-2, 2)),
+                                     {"units": data.draw(st.sampled_from(["m", "km", "degrees_east", "ft"]))}))
+        elif kind == "times" and n > 1:
+            ds = ds.isel(time=rng.permutation(n))
+        elif kind == "gm":
+            ds["crs"].attrs = {"grid_mapping_name": data.draw(st.sampled_from(
+                ["lambert_azimuthal_equal_area", "polar_stereographic", "latitude_longitude", "bogus"]))}
+        elif kind == "drop":
+            ds = ds.drop_vars(data.draw(st.sampled_from(["crs", "x", "time"])))
+    path = tmp_path_factory.mktemp("mutated") / "event.nc"
+    ds.to_netcdf(path)
+    try:
+        got = read_event(path, check_time=False)
+    except EventError:
+        return
+    assert got["vil"].dtype == np.uint8 and got["vil"].shape[0] == got.sizes["time"]
+    assert isinstance(got, xr.Dataset) and "crs" in got
