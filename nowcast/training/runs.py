@@ -23,8 +23,9 @@ def _comparable(config: dict) -> dict:
 
 
 def find_resumable(runs_dir: str | os.PathLike, name: str, config: dict) -> Path | None:
-    """The newest run named ``name`` with a checkpoint and the same configuration (up to
-    :data:`RESUME_FREE` keys), or ``None``."""
+    """The newest run named ``name`` with the same configuration (up to :data:`RESUME_FREE` keys) that
+    has a checkpoint — or none yet and no exported result (a run killed before its first checkpoint,
+    which is taken up again rather than left behind) — or ``None``."""
     root = Path(runs_dir)
     if not root.is_dir():
         return None
@@ -34,7 +35,8 @@ def find_resumable(runs_dir: str | os.PathLike, name: str, config: dict) -> Path
         except (OSError, ValueError):
             continue
         # state.pt: a spanlift run of an earlier version, found so that it is refused with a message
-        resumable = latest_checkpoint(d) is not None or (d / "state.pt").is_file()
+        unstarted = not any((d / f).exists() for f in ("checkpoints", "model.pt", "solver.pt"))
+        resumable = latest_checkpoint(d) is not None or (d / "state.pt").is_file() or unstarted
         if _comparable(saved) == _comparable(config) and resumable:
             return d
     return None

@@ -45,23 +45,35 @@ def test_split_lists_follow_event_times(source, tmp_path):
         assert i in read[want]
 
 
-def test_interrupted_build_resumes_to_the_same_store(source, tmp_path):
+_KILLED_BUILD = """
+import os, signal, sys
+from nowcast.data.store import BuildConfig, build_store
+written = []
+def on_event(i):                      # SIGKILL once three events are in the store
+    written.append(i)
+    if len(written) == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+build_store(sys.argv[1], sys.argv[2], BuildConfig(lr=True), on_event=on_event)
+"""
+
+
+def test_a_build_killed_mid_way_resumes_to_the_same_store(source, tmp_path):
+    """A real process is SIGKILLed after three events; the same build started again skips them and
+    ends with a store identical to an uninterrupted build."""
+    import signal
+    import subprocess
+    import sys
+
     ref = str(tmp_path / "ref.zarr")
     build_store(str(source), ref, BuildConfig(lr=True))
-
-    class Killed(Exception):
-        pass
-
-    def kill(i):
-        raise Killed
-
     out = str(tmp_path / "resumed.zarr")
-    with pytest.raises(Killed):
-        build_store(str(source), out, BuildConfig(lr=True), on_event=kill)
+    done = subprocess.run([sys.executable, "-c", _KILLED_BUILD, str(source), out], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr
     with pytest.raises(ValueError, match="not complete"):
         open_store(out)
     summary = build_store(str(source), out, BuildConfig(lr=True))
-    assert summary.skipped_done > 0 and summary.written + summary.skipped_done == summary.events
+    assert summary.skipped_done >= 3 and summary.written + summary.skipped_done == summary.events
     a, b = open_store(ref), open_store(out)
     xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
     assert a.attrs["fingerprint"] == b.attrs["fingerprint"]

@@ -21,13 +21,38 @@ def test_bundled_data_sets():
         load_images("cifar10")
 
 
-def test_tiny_edm_resumes_bit_identically(tmp_path):
+_KILLED_EDM = """
+import os, signal, sys
+import nowcast.imagegen.tiny as tiny
+from nowcast.imagegen.datasets import load_images
+loss, calls = tiny.edm_loss, []
+def killing(*args, **kwargs):         # SIGKILL inside step 5 (checkpoints every 3 steps)
+    calls.append(1)
+    if len(calls) == 5:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return loss(*args, **kwargs)
+tiny.edm_loss = killing
+cfg = tiny.TinyEDMConfig(shape=(1, 8, 8), width=16, blocks=1, emb_dim=8, steps=6, batch_size=8,
+                         checkpoint_every=3, sigma_data=0.75)
+tiny.train_tiny_edm(load_images("digits").images[:64], cfg, sys.argv[1])
+"""
+
+
+def test_tiny_edm_killed_mid_run_resumes_bit_identically(tmp_path):
+    """A real process is SIGKILLed in step 5; the same training started again resumes from step 3 and
+    ends with the weights of an uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+
     x = load_images("digits").images[:64]
     cfg = TinyEDMConfig(shape=(1, 8, 8), width=16, blocks=1, emb_dim=8, steps=6, batch_size=8,
                         checkpoint_every=3, sigma_data=0.75)
     straight = load_tiny_edm(train_tiny_edm(x, cfg, tmp_path / "a"))
-    half = TinyEDMConfig(**{**cfg.__dict__, "steps": 3})
-    train_tiny_edm(x, half, tmp_path / "b")
+    done = subprocess.run([sys.executable, "-c", _KILLED_EDM, str(tmp_path / "b")], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert not (tmp_path / "b" / "model.pt").exists()
     resumed = load_tiny_edm(train_tiny_edm(x, cfg, tmp_path / "b"))
     for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k

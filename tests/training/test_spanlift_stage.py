@@ -1,6 +1,7 @@
 """The ``spanlift`` stage of ``python -m nowcast.train``: CLI, resume, losses × targets, teacher cache."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -174,3 +175,66 @@ def test_crps_training_scores_the_forecast_in_its_pixels(tiny_store, tmp_path):
     assert load_trained_solver(tmp_path / "run")[1]["loss"] == "crps"
     with pytest.raises(ValueError, match="--target target"):
         _config(str(path), tiny_store, tmp_path, loss="crps", target="teacher")
+
+
+_KILLED = """
+import json, os, signal, sys
+from nowcast.solvers import matching
+from nowcast.training.teacher_cache import TeacherCache
+if sys.argv[1] == "teacher cache":            # SIGKILL once the first chunk of 16 endpoints is stored
+    append = TeacherCache.append
+    def killing(self, endpoints):
+        append(self, endpoints)
+        if self.count >= 16:
+            os.kill(os.getpid(), signal.SIGKILL)
+    TeacherCache.append = killing
+else:                                         # SIGKILL while drawing the batch of step 3
+    draw, calls = matching.TeacherPool.__call__, []
+    def killing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return draw(self, *args, **kwargs)
+    matching.TeacherPool.__call__ = killing
+from nowcast.train import main
+main(json.loads(sys.argv[2]))
+"""
+
+
+def test_killed_teacher_fill_and_killed_training_resume_to_the_same_solver(tiny_model_file, tiny_store, tmp_path,
+                                                                           monkeypatch):
+    """Real processes SIGKILLed (1) while the teacher cache fills and (2) in training step 3; the same
+    command started again continues the cache and the run, and ends with the solver and the teacher
+    endpoints of an uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+
+    import numpy as np
+    import zarr
+
+    extra = ["--steps", "4", "--set", "spanlift.teacher_samples=40"]
+    monkeypatch.setenv("NOWCAST_CACHE", str(tmp_path / "cache-a"))
+    assert main(_args(tiny_model_file, tiny_store, tmp_path / "a", *extra)) == 0
+    monkeypatch.setenv("NOWCAST_CACHE", str(tmp_path / "cache-b"))
+    args = _args(tiny_model_file, tiny_store, tmp_path / "b", *extra)
+    for where in ("teacher cache", "training"):
+        done = subprocess.run([sys.executable, "-c", _KILLED, where, json.dumps(args)], capture_output=True, text=True,
+                              timeout=600, env={**os.environ, "NOWCAST_CACHE": str(tmp_path / "cache-b")})
+        assert done.returncode == -signal.SIGKILL, (where, done.stderr)
+        if where == "teacher cache":
+            (cache,) = (tmp_path / "cache-b" / "teachers").glob("*-train-*.zarr")
+            assert zarr.open_group(str(cache), mode="r").attrs["count"] == 16
+    assert main(args) == 0
+    (run_a,), (run_b,) = (tmp_path / "a").iterdir(), (tmp_path / "b").iterdir()
+    assert "resum" in (run_b / "log.txt").read_text()
+    a, _ = load_solver(run_a / "solver.pt")
+    b, _ = load_solver(run_b / "solver.pt")
+    for k, v in a.state_dict().items():
+        torch.testing.assert_close(b.state_dict()[k], v, rtol=0, atol=0)
+    for name in ("train", "val"):
+        (ca,), (cb,) = [list((tmp_path / c / "teachers").glob(f"*-{name}-*.zarr")) for c in ("cache-a", "cache-b")]
+        ga, gb = zarr.open_group(str(ca), mode="r"), zarr.open_group(str(cb), mode="r")
+        assert ga.attrs["count"] == gb.attrs["count"]
+        for key in ga.array_keys():
+            np.testing.assert_array_equal(ga[key][:], gb[key][:])

@@ -17,16 +17,25 @@ from nowcast.train import run
 from nowcast.training.config import load_config
 
 
-class Killed(Exception):
-    """Stands for SIGKILL: nothing after it runs (no checkpoint on the way out)."""
+_KILLED_RUN = """
+import json, os, signal, sys
+from nowcast.train import run
+from nowcast.training.config import load_config
+cfg = load_config(sys.argv[1], sys.argv[2], [tuple(o) for o in json.loads(sys.argv[3])])
+def on_step(step):                    # SIGKILL at step 5: the last checkpoint is step 4's
+    if step == 5:
+        os.kill(os.getpid(), signal.SIGKILL)
+run(cfg, progress=False, on_step=on_step)
+"""
 
 
-def _kill_at(n):
-    def on_step(step):
-        if step == n:
-            raise Killed
+def _killed_run(config, stage, over) -> None:
+    """The run, in a real process SIGKILLed at step 5."""
+    import signal
 
-    return on_step
+    done = subprocess.run([sys.executable, "-c", _KILLED_RUN, str(config), stage, json.dumps(over)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == -signal.SIGKILL, done.stderr
 
 
 def _assert_same_state(a, b, path=""):
@@ -48,9 +57,9 @@ def _assert_same_state(a, b, path=""):
 def test_kill_and_resume_continues_bit_identically(stage, tiny_store, tiny_config, trained_vae, tmp_path):
     over = [("data", tiny_store), ("ckpt_every", 2)] + ([("init", trained_vae)] if stage == "ldm" else [])
     straight = run(load_config(tiny_config, stage, over + [("runs_dir", str(tmp_path / "a"))]), progress=False)
-    cfg = load_config(tiny_config, stage, over + [("runs_dir", str(tmp_path / "b"))])
-    with pytest.raises(Killed):
-        run(cfg, progress=False, on_step=_kill_at(5))     # last checkpoint: step 4
+    killed = over + [("runs_dir", str(tmp_path / "b"))]
+    _killed_run(tiny_config, stage, killed)
+    cfg = load_config(tiny_config, stage, killed)
     assert latest_checkpoint(next((tmp_path / "b").iterdir())).name == "step-0000004.pt"
     resumed = run(cfg, progress=False)                   # the same command again
     assert Path(resumed).parent == tmp_path / "b" and len(list((tmp_path / "b").iterdir())) == 1
