@@ -45,6 +45,9 @@ from .alignment import AlignedEps
 from .unet import SpaceTimeUNet
 from .vae import FrameVAE
 
+#: Members sampled and decoded together by :meth:`LatentDiffusion.forecast` (more run in turn).
+MEMBER_BATCH = 16
+
 __all__ = ["DiffusionConfig", "LatentDiffusion", "member_noise"]
 
 
@@ -338,11 +341,22 @@ class LatentDiffusion(nn.Module):
         """
         guess = self.first_guess_frames(context) if self.cfg.first_guess else None
         z_c = self.encode_context(context, guess)
-        z, nfe = self.sample_latents(z_c, seeds, solver, steps, return_nfe=True, **kwargs)
-        b, m = z.shape[:2]
-        x = self.decode(z.reshape(b * m, *z.shape[2:]).float())
-        x = x.reshape(b, m, *x.shape[1:])
+        seeds = list(seeds)
+        base = None
         if self.cfg.first_guess_pixels:
-            t = z.shape[2]
-            x = x + (guess[:, -t:] - self.decode(z_c[:, -t:].float()))[:, None]
-        return (x.clamp(0, 1), nfe) if return_nfe else x.clamp(0, 1)
+            t = self.unet.cfg.target_frames
+            base = guess[:, -t:] - self.decode(z_c[:, -t:].float())
+        out, nfe = [], 0
+        callback = kwargs.pop("callback", None)
+        for i in range(0, len(seeds), MEMBER_BATCH):       # members in batches: memory stays flat
+            chunk = seeds[i:i + MEMBER_BATCH]
+            z, nfe = self.sample_latents(z_c, chunk, solver, steps, return_nfe=True,
+                                         **({"callback": callback} if callback is not None else {}), **kwargs)
+            b, m = z.shape[:2]
+            x = self.decode(z.reshape(b * m, *z.shape[2:]).float())
+            x = x.reshape(b, m, *x.shape[1:])
+            if base is not None:
+                x = x + base[:, None]
+            out.append(x.clamp(0, 1))
+        x = torch.cat(out, dim=1)
+        return (x, nfe) if return_nfe else x

@@ -75,6 +75,10 @@ class DiffusionNowcaster:
             return self.model.ldm.forecast(x, seeds=seeds, solver=self.solver, steps=self.steps, **kwargs)
         from tqdm.auto import tqdm
 
-        with tqdm(total=self.steps, desc=f"forecast ({len(seeds)} members, {self.label})", unit="step") as bar:
+        from ..models.ldm import MEMBER_BATCH
+
+        batches = -(-len(seeds) // MEMBER_BATCH)
+        with tqdm(total=self.steps * batches, desc=f"forecast ({len(seeds)} members, {self.label})",
+                  unit="step") as bar:
             return self.model.ldm.forecast(x, seeds=seeds, solver=self.solver, steps=self.steps,
                                            callback=lambda info: bar.update(1), **kwargs)

@@ -87,3 +87,17 @@ def test_ema_warms_up_and_swaps_back():
         torch.testing.assert_close(lin.weight, ema.shadow[0])
     torch.testing.assert_close(lin.weight, w0 + 1.0)
 
+
+
+def test_members_beyond_one_batch_run_in_turn_and_stay_the_same(tiny_ldm):
+    """Members are sampled and decoded MEMBER_BATCH at a time (memory stays flat for any ensemble):
+    member m of a large ensemble is member m forecast on its own."""
+    from nowcast.models.ldm import MEMBER_BATCH
+
+    ctx = _frames(1, 3, seed=2)
+    seeds = list(range(MEMBER_BATCH + 2))
+    full, nfe = tiny_ldm.forecast(ctx, seeds=seeds, solver="ddim", steps=2, return_nfe=True)
+    assert full.shape[1] == MEMBER_BATCH + 2 and nfe == 2
+    for m in (0, MEMBER_BATCH - 1, MEMBER_BATCH, MEMBER_BATCH + 1):
+        alone = tiny_ldm.forecast(ctx, seeds=(m,), solver="ddim", steps=2)
+        torch.testing.assert_close(alone[0, 0], full[0, m], rtol=1e-4, atol=1e-4)
