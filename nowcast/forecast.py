@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .data.codec import MARSHALL_PALMER
 from .foundation.cli import HelpFormatter, count, fail, positive_float, seed
-from .foundation.files import check_writable
+from .foundation.files import check_free_space, check_writable
 
 __all__ = ["main", "run_forecast"]
 
@@ -96,7 +96,8 @@ def _parser() -> argparse.ArgumentParser:
 def run_forecast(event: str, model: str = "default", solver: str = "spanlift", steps: int | None = None,
                  members: int = 8, seed: int = 0, device: str = "auto", progress: bool = True,
                  variable: str | None = None, zr: tuple = MARSHALL_PALMER, thresholds=None,
-                 importer: str | None = None, importer_options: dict | None = None, time_format: str | None = None):
+                 importer: str | None = None, importer_options: dict | None = None, time_format: str | None = None,
+                 before_model=None):
     """The forecast dataset of an event file (see the module docstring); nothing is written.
 
     Parameters
@@ -111,6 +112,9 @@ def run_forecast(event: str, model: str = "default", solver: str = "spanlift", s
     importer, importer_options, time_format
         Read ``event`` as a glob of native radar files through this pysteps importer
         (:func:`nowcast.io.importers.import_native`).
+    before_model : callable, optional
+        Called with the validated event before torch and the model load (e.g. to check the output's
+        free space); an exception it raises ends the forecast.
 
     Returns
     -------
@@ -134,6 +138,8 @@ def run_forecast(event: str, model: str = "default", solver: str = "spanlift", s
                             variable=variable, zr=zr)
     else:
         ds = read_event(event, check_time=False, variable=variable, zr=zr)
+    if before_model is not None:
+        before_model(ds)
     from .foundation.device import resolve_device
     from .foundation.provenance import file_digest
     from .io import conform_event, user_forecast
@@ -203,10 +209,18 @@ def main(argv: list | None = None) -> int:
                 check_writable(target, flag)
         if args.importer is None and not event.exists():
             raise ValueError(f"{event}: no such file (the event to forecast)")
+
+        def room(ds):                          # the output's size, uncompressed, before any work
+            pixels = ds["vil"].shape[1] * ds["vil"].shape[2]
+            per = 1 if ds.attrs.get("source_quantity") == "vil_bytes" else 4
+            need = 6 * pixels * (args.members * per + 4 * (1 + 8)) + (2e6 if plot is not None else 0)
+            check_free_space(out, need, "--out file")
+
         fc, conformed = run_forecast(str(event), args.model, args.solver, args.steps, args.members, args.seed,
                                      args.device, progress=not args.no_progress, variable=args.variable,
                                      zr=tuple(args.zr), thresholds=args.thresholds, importer=args.importer,
-                                     importer_options=dict(args.importer_option), time_format=args.time_format)
+                                     importer_options=dict(args.importer_option), time_format=args.time_format,
+                                     before_model=room)
         tmp = _render_plot(fc, conformed, plot) if plot is not None else None
         try:                                   # both files, or neither
             write_netcdf(fc, out, overwrite=args.overwrite)

@@ -241,3 +241,16 @@ def test_a_store_of_another_frame_size_than_the_model_is_refused(module, extra, 
     code, err = _exit_code(module, ["--data", tiny_store, "--no-progress", *extra], capsys)
     assert code == 2 and "has 32×32 frames, but default.pt forecasts 128×128" in err and "Traceback" not in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_is_refused_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    """An output larger than the free space: one message with both figures, exit 2, nothing written."""
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 ** 9, 10 ** 9 - 50_000, 50_000))
+    monkeypatch.chdir(tmp_path)
+    code, err = _exit_code("nowcast.forecast", [EVENT, "--out", str(tmp_path / "f.nc"), "--no-progress"], capsys)
+    assert code == 2 and "needs up to" in err and "MB free" in err and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []

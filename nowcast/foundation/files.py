@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_save", "check_writable"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_save", "check_writable", "check_free_space"]
 
 
 def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
@@ -31,6 +31,25 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
         raise ValueError(f"cannot write the {what} {path}: {folder} is not a writable folder; "
                          "choose another location")
     return path
+
+
+def check_free_space(path: str | os.PathLike, need_bytes: float, what: str = "output") -> None:
+    """Refuse, before any work, an output larger than the free space of the folder it goes to.
+
+    Raises
+    ------
+    ValueError
+        With both figures.
+    """
+    import shutil
+
+    folder = Path(path).expanduser().absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if need_bytes > free:
+        raise ValueError(f"the {what} {path} needs up to {need_bytes / 1e6:.0f} MB but {folder} has "
+                         f"{free / 1e6:.0f} MB free; free some space or choose another location")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], Any], suffix: str = ".tmp") -> Path:
