@@ -198,6 +198,9 @@ def _event_cases(tmp: Path) -> list:
         (save("no-grid-mapping", base.drop_vars("crs")), "no CF grid mapping"),
         (save("bad-grid-mapping", base.assign(crs=((), np.int32(0), {"grid_mapping_name": "no_such_projection"}))),
          "does not describe a projection"),
+        (save("grid-mapping-without-parameters", base.assign(crs=((), np.int32(0),
+                                                                  {"grid_mapping_name": "polar_stereographic"}))),
+         "missing parameter 'latitude_of_projection_origin'"),
         (save("negative-rate", kg.assign(vil=(kg.vil.dims, kg.vil.values - 5, {"units": "mm h-1",
                                                                                 "grid_mapping": "crs"}))),
          "labelled a rain rate but has negative values"),
@@ -222,7 +225,7 @@ def test_broken_radar_files_exit_2_with_the_reason_before_the_model_loads(tmp_pa
     """Every mutation of a valid file is refused with its own message, exit 2, nothing written."""
     monkeypatch.chdir(tmp_path)
     cases = _event_cases(tmp_path)
-    assert len(cases) >= 20
+    assert len(cases) >= 22
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     for path, message in cases:
         code, err = _exit_code("nowcast.forecast", [path, "--out", str(tmp_path / "f.nc"), "--no-progress"], capsys)

@@ -119,7 +119,7 @@ def test_learning_rates_must_be_finite_and_positive(value):
 _UNITS = ["1", "kg m-2", "mm h-1", "mm/h", "kg m-2 s-1", "mm", "dBZ", "m s-1", "furlongs", ""]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None, derandomize=True)
 @given(st.data())
 def test_a_mutated_event_file_is_read_correctly_or_refused_with_an_event_error(tmp_path_factory, data):
     """Random mutations of a valid event (values, units, coordinates, times, grid mapping): the reader
@@ -145,16 +145,16 @@ def test_a_mutated_event_file_is_read_correctly_or_refused_with_an_event_error(t
             v.flat[data.draw(st.integers(0, v.size - 1))] = np.nan if kind == "nan" else data.draw(
                 st.sampled_from([np.inf, -np.inf]))
             ds["vil"] = (ds["vil"].dims, v, ds["vil"].attrs)
-        elif kind == "coords":
+        elif kind == "coords" and "x" in ds.coords:
             ds = ds.assign_coords(x=("x", ds.x.values * data.draw(st.floats(-2, 2)),
                                      {"units": data.draw(st.sampled_from(["m", "km", "degrees_east", "ft"]))}))
-        elif kind == "times" and n > 1:
+        elif kind == "times" and n > 1 and "time" in ds.dims:
             ds = ds.isel(time=rng.permutation(n))
-        elif kind == "gm":
+        elif kind == "gm" and "crs" in ds:
             ds["crs"].attrs = {"grid_mapping_name": data.draw(st.sampled_from(
                 ["lambert_azimuthal_equal_area", "polar_stereographic", "latitude_longitude", "bogus"]))}
         elif kind == "drop":
-            ds = ds.drop_vars(data.draw(st.sampled_from(["crs", "x", "time"])))
+            ds = ds.drop_vars([v for v in [data.draw(st.sampled_from(["crs", "x", "time"]))] if v in ds.variables])
     path = tmp_path_factory.mktemp("mutated") / "event.nc"
     ds.to_netcdf(path)
     try:

@@ -97,8 +97,9 @@ def crs_from_attrs(attrs: dict):
     if "grid_mapping_name" in attrs:
         try:
             return pyproj.CRS.from_cf({k: _plain(v) for k, v in attrs.items()})
-        except pyproj.exceptions.CRSError as e:
-            errors.append(f"grid_mapping_name {attrs['grid_mapping_name']!r}: {e}")
+        except (pyproj.exceptions.CRSError, KeyError, ValueError, TypeError) as e:
+            why = f"missing parameter {e}" if isinstance(e, KeyError) else str(e)    # from_cf's KeyError
+            errors.append(f"grid_mapping_name {attrs['grid_mapping_name']!r}: {why}")
     raise GridError("the grid mapping does not describe a projection pyproj can read"
                     + (f" ({'; '.join(errors)})" if errors else " (no grid_mapping_name, crs_wkt or proj string)"))
 
