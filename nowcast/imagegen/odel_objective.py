@@ -1,0 +1,158 @@
+"""Training objective and sampler of ODE_t(ODE_l): flow matching with time shortcuts (Frans et al.,
+"One Step Diffusion via Shortcut Models", 2024) and length consistency across depths (Gudovskiy et
+al., WACV 2026).
+
+Convention (as :mod:`.odel`): ``x_t = (1 − t)·x_0 + t·ε``, ``t = 1`` is noise; the network
+``s(x, t, d, depth)`` predicts the average velocity over a step of size ``d`` towards the data, so a
+sampler step is ``x_{t−d} = x_t − d·s(x_t, t, d)``. The loss has three terms on one batch:
+
+* **flow matching** (``d = 0``): ``‖s(x_t, t, 0) − (ε − x_0)‖²``;
+* **self-consistency** (a ``shortcut_fraction`` of the batch, ``d = 2⁻ᵏ``): one step of size ``d`` must
+  equal two steps of size ``d/2``, ``‖s(x_t, t, d) − ½[s(x_t, t, d/2) + s(x_{t−d/2}, t − d/2, d/2)]‖²``,
+  the target without gradient (from the EMA network, as the reference implementation does);
+* **length consistency** (a ``length_fraction`` of the batch): the output at the batch's depth must
+  equal the EMA network's at the full depth, ``‖s_b(x_t, t, d) − s̄_B(x_t, t, d)‖²``.
+
+The depth of a batch is drawn from ``depths``. :func:`sample_shortcut` runs a schedule of steps and
+blocks per step and reports its cost in block-evaluations and seconds beside the NFE.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = ["ShortcutConfig", "shortcut_loss", "sample_shortcut", "SampleCost"]
+
+
+@dataclass
+class ShortcutConfig:
+    """Weights and fractions of the ODE_t(ODE_l) objective.
+
+    Attributes
+    ----------
+    depths : tuple of int
+        Depths a batch may run at (one drawn per batch).
+    shortcut_fraction : float
+        Share of the batch trained for self-consistency (the rest: flow matching at ``d = 0``).
+    length_fraction : float
+        Share of the batch whose target is the EMA network at full depth.
+    min_log2_step : int
+        The smallest shortcut step is ``2^-min_log2_step``.
+    """
+
+    depths: tuple = (4, 8, 12)
+    shortcut_fraction: float = 0.25
+    length_fraction: float = 0.125
+    min_log2_step: int = 7
+
+
+@dataclass
+class SampleCost:
+    """What a sampling run cost: evaluations, block-evaluations (per sample) and wall time."""
+
+    nfe: int = 0
+    block_evaluations: int = 0
+    seconds: float = 0.0
+    schedule: list = field(default_factory=list)
+
+
+def _split(b: int, fraction: float) -> int:
+    return int(round(b * fraction))
+
+
+def shortcut_loss(model, ema, x0: torch.Tensor, generator: torch.Generator, cfg: ShortcutConfig,
+                  y: torch.Tensor | None = None) -> tuple:
+    """The ODE_t(ODE_l) loss of a batch.
+
+    Parameters
+    ----------
+    model, ema : LengthAdaptiveDiT
+        The network trained and its EMA (the targets' network).
+    x0 : torch.Tensor
+        ``(B, C, H, W)`` data.
+    generator : torch.Generator
+        Draws noise, times, step sizes and the depth.
+    cfg : ShortcutConfig
+        Fractions and depths.
+    y : torch.Tensor, optional
+        Class labels.
+
+    Returns
+    -------
+    tuple
+        ``(loss, parts)``: the mean squared error over the whole batch and its three terms.
+    """
+    b, dev = x0.shape[0], x0.device
+    full = model.cfg.blocks
+    depth = int(cfg.depths[int(torch.randint(len(cfg.depths), (1,), generator=generator))])
+    eps = torch.randn(x0.shape, generator=generator).to(dev)
+    n_sc = _split(b, cfg.shortcut_fraction)
+    k = torch.randint(0, cfg.min_log2_step, (b,), generator=generator)
+    d = torch.where(torch.arange(b) < n_sc, 2.0 ** (-k.float()), torch.zeros(b)).to(dev)
+    # t ∈ (d, 1]: a shortcut step of size d from t stays inside [0, 1]
+    t = (d + (1 - d) * (1 - torch.rand(b, generator=generator).to(dev))).clamp(max=1.0)
+    x_t = (1 - t)[:, None, None, None] * x0 + t[:, None, None, None] * eps
+    target = eps - x0
+    with torch.no_grad():
+        if n_sc:
+            h = d[:n_sc] / 2
+            xs, ts, ys = x_t[:n_sc], t[:n_sc], (None if y is None else y[:n_sc])
+            s1 = ema(xs, ts, h, depth=depth, y=ys)
+            s2 = ema(xs - h[:, None, None, None] * s1, ts - h, h, depth=depth, y=ys)
+            target = torch.cat([(s1 + s2) / 2, target[n_sc:]])
+        n_len = _split(b, cfg.length_fraction) if depth < full else 0
+        if n_len:                                   # the last rows: the EMA network at full depth
+            rows = slice(b - n_len, b)
+            target[rows] = ema(x_t[rows], t[rows], d[rows], depth=full, y=None if y is None else y[rows])
+    pred = model(x_t, t, d, depth=depth, y=y)
+    err = (pred - target).square().flatten(1).mean(1)
+    n_len = _split(b, cfg.length_fraction) if depth < full else 0
+    fm_rows = slice(n_sc, b - n_len)
+    parts = {"flow_matching": err[fm_rows].mean().detach() if fm_rows.stop > fm_rows.start else err.new_zeros(()),
+             "self_consistency": err[:n_sc].mean().detach() if n_sc else err.new_zeros(()),
+             "length_consistency": err[b - n_len:].mean().detach() if n_len else err.new_zeros(()),
+             "depth": depth}
+    return err.mean(), parts
+
+
+@torch.no_grad()
+def sample_shortcut(model, noise: torch.Tensor, steps: int, blocks=None, y: torch.Tensor | None = None) -> tuple:
+    """Sample by ``steps`` equal shortcut steps from ``t = 1`` to 0.
+
+    Parameters
+    ----------
+    model : LengthAdaptiveDiT
+        The network.
+    noise : torch.Tensor
+        ``(B, C, H, W)`` standard normal.
+    steps : int
+        Time steps (each one evaluation of size ``1/steps``).
+    blocks : int or sequence of int, optional
+        Blocks per step (one value for all, or one per step, e.g. fewer at high noise); default: all.
+    y : torch.Tensor, optional
+        Class labels.
+
+    Returns
+    -------
+    tuple
+        ``(samples, SampleCost)``.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be ≥ 1, got {steps}")
+    schedule = [model.cfg.blocks if blocks is None else int(blocks)] * steps if blocks is None or isinstance(
+        blocks, int) else [int(v) for v in blocks]
+    if len(schedule) != steps:
+        raise ValueError(f"blocks gives {len(schedule)} values for {steps} steps")
+    x = noise
+    d = 1.0 / steps
+    b = x.shape[0]
+    t0 = time.perf_counter()
+    for n, depth in enumerate(schedule):
+        t = torch.full((b,), 1.0 - n * d, device=x.device, dtype=x.dtype)
+        x = x - d * model(x, t, torch.full_like(t, d), depth=depth, y=y)
+    cost = SampleCost(nfe=steps, block_evaluations=sum(schedule), seconds=time.perf_counter() - t0,
+                      schedule=schedule)
+    return x, cost

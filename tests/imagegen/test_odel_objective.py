@@ -1,0 +1,88 @@
+"""The ODE_t(ODE_l) objective and shortcut sampler against the exact velocity of a point mass."""
+
+import pytest
+import torch
+
+from nowcast.imagegen.odel import LengthAdaptiveDiT, ODELConfig
+from nowcast.imagegen.odel_objective import ShortcutConfig, sample_shortcut, shortcut_loss
+
+
+class PointMass(torch.nn.Module):
+    """The exact flow of data concentrated at ``c``: every path is straight, so the velocity
+    ``(x − c)/t`` is also the average velocity over any step — plus an optional constant error."""
+
+    def __init__(self, c, error=0.0):
+        super().__init__()
+        self.c, self.error = c, error
+        self.cfg = ODELConfig(shape=tuple(c.shape[1:]), patch=1, width=8, heads=1, blocks=12, group=4)
+        self.calls = []
+
+    def forward(self, x, t, dt=None, depth=None, y=None):
+        self.calls.append(depth)
+        return (x - self.c) / t.reshape(-1, 1, 1, 1) + self.error
+
+
+def _data(b=16):
+    c = torch.linspace(-1, 1, 16).reshape(1, 1, 4, 4)
+    return c, c.expand(b, -1, -1, -1).clone()
+
+
+def test_the_exact_flow_has_zero_loss_on_every_term():
+    c, x0 = _data()
+    oracle = PointMass(c)
+    cfg = ShortcutConfig(depths=(4,), shortcut_fraction=0.25, length_fraction=0.25)
+    loss, parts = shortcut_loss(oracle, oracle, x0, torch.Generator().manual_seed(0), cfg)
+    assert loss.item() < 1e-10
+    assert parts["depth"] == 4 and all(parts[k].item() < 1e-10 for k in ("flow_matching", "self_consistency",
+                                                                          "length_consistency"))
+    assert 12 in oracle.calls                                  # the length targets come from the full depth
+
+
+def test_a_constant_velocity_error_gives_the_analytic_loss():
+    """With s = exact + e: flow matching errs by e²; a shortcut step d from t errs by (e·h/(t−h)/2)²
+    with h = d/2 (the second half-step starts off the straight path)."""
+    c, x0 = _data(b=64)
+    e = 0.1
+    wrong = PointMass(c, error=e)
+    cfg = ShortcutConfig(depths=(12,), shortcut_fraction=0.5, length_fraction=0.0, min_log2_step=3)
+    g = torch.Generator().manual_seed(3)
+    state = g.get_state()
+    loss, parts = shortcut_loss(wrong, wrong, x0, g, cfg)
+    assert parts["flow_matching"].item() == pytest.approx(e ** 2, rel=1e-5)
+    # redraw the batch's times and step sizes exactly as the loss did
+    g.set_state(state)
+    torch.randint(1, (1,), generator=g)
+    torch.randn(x0.shape, generator=g)
+    k = torch.randint(0, 3, (64,), generator=g)
+    d = torch.where(torch.arange(64) < 32, 2.0 ** (-k.float()), torch.zeros(64))
+    t = (d + (1 - d) * (1 - torch.rand(64, generator=g))).clamp(max=1.0)
+    h = d[:32] / 2
+    want = ((e * h / (t[:32] - h)) / 2).square().mean()
+    assert parts["self_consistency"].item() == pytest.approx(want.item(), rel=1e-4)
+
+
+def test_the_loss_trains_the_length_adaptive_dit():
+    torch.manual_seed(0)
+    cfg = ODELConfig(shape=(1, 8, 8), patch=2, width=16, heads=2, blocks=4, group=2, classes=10)
+    model, ema = LengthAdaptiveDiT(cfg), LengthAdaptiveDiT(cfg)
+    ema.load_state_dict(model.state_dict())
+    x0 = torch.randn(8, 1, 8, 8)
+    loss, parts = shortcut_loss(model, ema, x0, torch.Generator().manual_seed(1),
+                                ShortcutConfig(depths=(2,), shortcut_fraction=0.25, length_fraction=0.25),
+                                y=torch.randint(0, 10, (8,)))
+    loss.backward()
+    assert parts["depth"] == 2 and parts["length_consistency"].item() >= 0
+    assert model.final.linear.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in ema.parameters())
+
+
+def test_shortcut_sampling_reaches_the_data_and_counts_its_cost():
+    c, _ = _data()
+    oracle = PointMass(c)
+    noise = torch.randn(3, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    for steps, blocks, evaluations in ((1, None, 12), (4, 8, 32), (3, [4, 8, 12], 24)):
+        x, cost = sample_shortcut(oracle, noise, steps, blocks)
+        torch.testing.assert_close(x, c.expand_as(x), rtol=1e-5, atol=1e-5)
+        assert cost.nfe == steps and cost.block_evaluations == evaluations and cost.seconds >= 0
+    with pytest.raises(ValueError, match="3 values for 2 steps"):
+        sample_shortcut(oracle, noise, 2, [4, 8, 12])
