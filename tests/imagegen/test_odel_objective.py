@@ -86,3 +86,47 @@ def test_shortcut_sampling_reaches_the_data_and_counts_its_cost():
         assert cost.nfe == steps and cost.block_evaluations == evaluations and cost.seconds >= 0
     with pytest.raises(ValueError, match="3 values for 2 steps"):
         sample_shortcut(oracle, noise, 2, [4, 8, 12])
+
+
+_KILLED_ODEL = """
+import os, signal, sys
+import nowcast.imagegen.odel_train as odel_train
+from nowcast.imagegen.datasets import load_images
+from nowcast.imagegen.odel import ODELConfig
+from nowcast.imagegen.odel_objective import ShortcutConfig
+loss, calls = odel_train.shortcut_loss, []
+def killing(*args, **kwargs):         # SIGKILL inside step 5 (checkpoints every 3 steps)
+    calls.append(1)
+    if len(calls) == 5:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return loss(*args, **kwargs)
+odel_train.shortcut_loss = killing
+d = load_images("digits")
+cfg = odel_train.ODELTrainConfig(model=ODELConfig(shape=(1, 8, 8), patch=2, width=16, heads=2, blocks=4, group=2),
+                                 objective=ShortcutConfig(depths=(2, 4)), steps=6, batch_size=8, checkpoint_every=3)
+odel_train.train_odel(d.images[:64], d.labels[:64], cfg, sys.argv[1])
+"""
+
+
+def test_odel_training_killed_mid_run_resumes_bit_identically(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from nowcast.imagegen.datasets import load_images
+    from nowcast.imagegen.odel_train import ODELTrainConfig, load_odel, train_odel
+
+    d = load_images("digits")
+    cfg = ODELTrainConfig(model=ODELConfig(shape=(1, 8, 8), patch=2, width=16, heads=2, blocks=4, group=2),
+                          objective=ShortcutConfig(depths=(2, 4)), steps=6, batch_size=8, checkpoint_every=3)
+    straight = load_odel(train_odel(d.images[:64], d.labels[:64], cfg, tmp_path / "a"))
+    done = subprocess.run([sys.executable, "-c", _KILLED_ODEL, str(tmp_path / "b")], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    resumed = load_odel(train_odel(d.images[:64], d.labels[:64], cfg, tmp_path / "b"))
+    for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert straight.cfg == cfg.model
+    with pytest.raises(ValueError, match="depths"):
+        train_odel(d.images[:8], None, ODELTrainConfig(model=cfg.model, objective=ShortcutConfig(depths=(8,))),
+                   tmp_path / "c")
