@@ -10,16 +10,14 @@ full depth alone (no length-consistency term).
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from ..checkpoints import load_checkpoint, save_checkpoint
-from ..training.loop import LoopSettings, LRSchedule, Stage, train
-from ..training.runs import RunDir
+from ..training.loop import LRSchedule, Stage
+from .model_runs import read_model_file, train_and_export
 from .odel import LengthAdaptiveDiT, ODELConfig
 from .odel_objective import ShortcutConfig, shortcut_loss
 
@@ -123,21 +121,14 @@ def train_odel(images: torch.Tensor, labels: torch.Tensor | None, cfg: ODELTrain
                   draw=draw, optimizers={"model": torch.optim.Adam(model.parameters(), lr=cfg.lr)},
                   lr=LRSchedule(cfg.steps, max(1, cfg.warmup), ramp_first=True), after_step=update_ema,
                   validate=validate)
-    settings = LoopSettings(max_steps=cfg.steps, seed=cfg.seed, grad_clip=1.0, log_every=cfg.checkpoint_every,
-                            ckpt_every=cfg.checkpoint_every, val_every=cfg.checkpoint_every, name="ODE_l DiT",
-                            config=json.dumps(cfg.to_dict()))
-    metrics = train(settings, stage, RunDir(run_dir), progress=progress)
-    out = run_dir / "model.pt"
-    save_checkpoint({"kind": "odel-dit", "config": cfg.to_dict(), "weights": ema.state_dict(),
-                     "train_seconds": metrics["final"]["wall_time_s"], "steps": cfg.steps}, out)
-    return out
+    return train_and_export(stage, run_dir, kind="odel-dit", config=cfg.to_dict(), ema=ema, steps=cfg.steps,
+                            seed=cfg.seed, every=cfg.checkpoint_every, name="ODE_l DiT", grad_clip=1.0,
+                            progress=progress)
 
 
 def load_odel(path: str | Path) -> LengthAdaptiveDiT:
     """Load ``model.pt`` written by :func:`train_odel` (no code is executed from the file)."""
-    ck = load_checkpoint(path)
-    if ck.get("kind") != "odel-dit":
-        raise ValueError(f"{path}: not a length-adaptive DiT model file")
-    model = LengthAdaptiveDiT(ODELTrainConfig.from_dict(ck["config"]).model)
-    model.load_state_dict(ck["weights"])
+    config, weights = read_model_file(path, "odel-dit", "length-adaptive DiT")
+    model = LengthAdaptiveDiT(ODELTrainConfig.from_dict(config).model)
+    model.load_state_dict(weights)
     return model.eval().requires_grad_(False)

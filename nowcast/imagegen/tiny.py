@@ -15,7 +15,6 @@ the configuration; loaded without executing code by :func:`load_tiny_edm`).
 from __future__ import annotations
 
 import copy
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,10 +23,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..checkpoints import load_checkpoint, save_checkpoint
-from ..training.loop import LoopSettings, LRSchedule, Stage, train
-from ..training.runs import RunDir
+from ..training.loop import LRSchedule, Stage
 from ..solvers.denoisers import EDMPrecond
+from .model_runs import read_model_file, train_and_export
 
 __all__ = ["TinyEDMConfig", "ResidualMLP", "build_tiny_edm", "train_tiny_edm", "load_tiny_edm", "edm_loss"]
 
@@ -179,21 +177,13 @@ def train_tiny_edm(images: torch.Tensor, cfg: TinyEDMConfig, run_dir: str | Path
                   optimizers={"model": torch.optim.Adam(den.parameters(), lr=cfg.lr)},
                   lr=LRSchedule(cfg.steps, max(1, cfg.warmup), ramp_first=True), after_step=update_ema,
                   validate=validate)
-    settings = LoopSettings(max_steps=cfg.steps, seed=cfg.seed, grad_clip=0.0, log_every=cfg.checkpoint_every,
-                            ckpt_every=cfg.checkpoint_every, val_every=cfg.checkpoint_every, name="tiny EDM",
-                            config=json.dumps(_config_dict(cfg)))
-    metrics = train(settings, stage, RunDir(run_dir), progress=progress)
-    out = run_dir / "model.pt"
-    save_checkpoint({"kind": "tiny-edm", "config": _config_dict(cfg), "weights": ema.state_dict(),
-                     "train_seconds": metrics["final"]["wall_time_s"], "steps": cfg.steps}, out)
-    return out
+    return train_and_export(stage, run_dir, kind="tiny-edm", config=_config_dict(cfg), ema=ema, steps=cfg.steps,
+                            seed=cfg.seed, every=cfg.checkpoint_every, name="tiny EDM", progress=progress)
 
 
 def load_tiny_edm(path: str | Path) -> EDMPrecond:
     """Load ``model.pt`` written by :func:`train_tiny_edm` (no code is executed from the file)."""
-    ck = load_checkpoint(path)
-    if ck.get("kind") != "tiny-edm":
-        raise ValueError(f"{path}: not a tiny EDM model file")
-    den = build_tiny_edm(_from_dict(ck["config"]))
-    den.load_state_dict(ck["weights"])
+    config, weights = read_model_file(path, "tiny-edm", "tiny EDM")
+    den = build_tiny_edm(_from_dict(config))
+    den.load_state_dict(weights)
     return den.eval().requires_grad_(False)

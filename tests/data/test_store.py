@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from tests.killed import run_until_killed
 from nowcast.data.sevir import SevirReader, downsample_lr, filter_catalog, read_catalog
 from nowcast.data.store import BuildConfig, build_store, open_store
 
@@ -60,16 +61,10 @@ build_store(sys.argv[1], sys.argv[2], BuildConfig(lr=True), on_event=on_event)
 def test_a_build_killed_mid_way_resumes_to_the_same_store(source, tmp_path):
     """A real process is SIGKILLed after three events; the same build started again skips them and
     ends with a store identical to an uninterrupted build."""
-    import signal
-    import subprocess
-    import sys
-
     ref = str(tmp_path / "ref.zarr")
     build_store(str(source), ref, BuildConfig(lr=True))
     out = str(tmp_path / "resumed.zarr")
-    done = subprocess.run([sys.executable, "-c", _KILLED_BUILD, str(source), out], capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == -signal.SIGKILL, done.stderr
+    run_until_killed(_KILLED_BUILD, source, out)
     with pytest.raises(ValueError, match="not complete"):
         open_store(out)
     summary = build_store(str(source), out, BuildConfig(lr=True))

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from tests.killed import run_until_killed
 from nowcast.imagegen.datasets import load_images
 from nowcast.imagegen.learned import (ImageSolverConfig, load_image_solver, sample_images, student_grid,
                                       train_image_solver)
@@ -41,17 +42,11 @@ tiny.train_tiny_edm(load_images("digits").images[:64], cfg, sys.argv[1])
 def test_tiny_edm_killed_mid_run_resumes_bit_identically(tmp_path):
     """A real process is SIGKILLed in step 5; the same training started again resumes from step 3 and
     ends with the weights of an uninterrupted run."""
-    import signal
-    import subprocess
-    import sys
-
     x = load_images("digits").images[:64]
     cfg = TinyEDMConfig(shape=(1, 8, 8), width=16, blocks=1, emb_dim=8, steps=6, batch_size=8,
                         checkpoint_every=3, sigma_data=0.75)
     straight = load_tiny_edm(train_tiny_edm(x, cfg, tmp_path / "a"))
-    done = subprocess.run([sys.executable, "-c", _KILLED_EDM, str(tmp_path / "b")], capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == -signal.SIGKILL, done.stderr
+    run_until_killed(_KILLED_EDM, tmp_path / "b")
     assert not (tmp_path / "b" / "model.pt").exists()
     resumed = load_tiny_edm(train_tiny_edm(x, cfg, tmp_path / "b"))
     for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from tests.killed import run_until_killed
 from nowcast.imagegen.odel import LengthAdaptiveDiT, ODELConfig
 from nowcast.imagegen.odel_objective import ShortcutConfig, sample_shortcut, shortcut_loss
 
@@ -109,10 +110,6 @@ odel_train.train_odel(d.images[:64], d.labels[:64], cfg, sys.argv[1])
 
 
 def test_odel_training_killed_mid_run_resumes_bit_identically(tmp_path):
-    import signal
-    import subprocess
-    import sys
-
     from nowcast.imagegen.datasets import load_images
     from nowcast.imagegen.odel_train import ODELTrainConfig, load_odel, train_odel
 
@@ -120,9 +117,7 @@ def test_odel_training_killed_mid_run_resumes_bit_identically(tmp_path):
     cfg = ODELTrainConfig(model=ODELConfig(shape=(1, 8, 8), patch=2, width=16, heads=2, blocks=4, group=2),
                           objective=ShortcutConfig(depths=(2, 4)), steps=6, batch_size=8, checkpoint_every=3)
     straight = load_odel(train_odel(d.images[:64], d.labels[:64], cfg, tmp_path / "a"))
-    done = subprocess.run([sys.executable, "-c", _KILLED_ODEL, str(tmp_path / "b")], capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == -signal.SIGKILL, done.stderr
+    run_until_killed(_KILLED_ODEL, tmp_path / "b")
     resumed = load_odel(train_odel(d.images[:64], d.labels[:64], cfg, tmp_path / "b"))
     for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k

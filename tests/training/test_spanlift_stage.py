@@ -1,11 +1,11 @@
 """The ``spanlift`` stage of ``python -m nowcast.train``: CLI, resume, losses × targets, teacher cache."""
 
 import json
-import os
 
 import pytest
 import torch
 
+from tests.killed import run_until_killed
 from nowcast.models.ldm import member_noise
 from nowcast.models.model_files import load_model, load_trained_solver
 from nowcast.solvers.registry import load_solver
@@ -206,10 +206,6 @@ def test_killed_teacher_fill_and_killed_training_resume_to_the_same_solver(tiny_
     """Real processes SIGKILLed (1) while the teacher cache fills and (2) in training step 3; the same
     command started again continues the cache and the run, and ends with the solver and the teacher
     endpoints of an uninterrupted run."""
-    import signal
-    import subprocess
-    import sys
-
     import numpy as np
     import zarr
 
@@ -219,9 +215,7 @@ def test_killed_teacher_fill_and_killed_training_resume_to_the_same_solver(tiny_
     monkeypatch.setenv("NOWCAST_CACHE", str(tmp_path / "cache-b"))
     args = _args(tiny_model_file, tiny_store, tmp_path / "b", *extra)
     for where in ("teacher cache", "training"):
-        done = subprocess.run([sys.executable, "-c", _KILLED, where, json.dumps(args)], capture_output=True, text=True,
-                              timeout=600, env={**os.environ, "NOWCAST_CACHE": str(tmp_path / "cache-b")})
-        assert done.returncode == -signal.SIGKILL, (where, done.stderr)
+        run_until_killed(_KILLED, where, json.dumps(args), env={"NOWCAST_CACHE": str(tmp_path / "cache-b")})
         if where == "teacher cache":
             (cache,) = (tmp_path / "cache-b" / "teachers").glob("*-train-*.zarr")
             assert zarr.open_group(str(cache), mode="r").attrs["count"] == 16

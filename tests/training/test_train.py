@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.killed import run_until_killed
 from nowcast.checkpoints import latest_checkpoint, load_checkpoint
 from nowcast.models.model_files import load_model, load_vae
 from nowcast.train import run
@@ -31,11 +32,7 @@ run(cfg, progress=False, on_step=on_step)
 
 def _killed_run(config, stage, over) -> None:
     """The run, in a real process SIGKILLed at step 5."""
-    import signal
-
-    done = subprocess.run([sys.executable, "-c", _KILLED_RUN, str(config), stage, json.dumps(over)],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == -signal.SIGKILL, done.stderr
+    run_until_killed(_KILLED_RUN, config, stage, json.dumps(over))
 
 
 def _assert_same_state(a, b, path=""):
