@@ -107,7 +107,7 @@ class _Embedder(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(freq, width), nn.SiLU(), nn.Linear(width, width))
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
-        return self.mlp(timestep_embedding(v, self.freq))
+        return self.mlp(timestep_embedding(v, self.freq).to(self.mlp[0].weight.dtype))
 
 
 def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

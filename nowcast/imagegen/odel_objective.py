@@ -13,18 +13,17 @@ sampler step is ``x_{t−d} = x_t − d·s(x_t, t, d)``. The loss has three term
 * **length consistency** (a ``length_fraction`` of the batch): the output at the batch's depth must
   equal the EMA network's at the full depth, ``‖s_b(x_t, t, d) − s̄_B(x_t, t, d)‖²``.
 
-The depth of a batch is drawn from ``depths``. :func:`sample_shortcut` runs a schedule of steps and
-blocks per step and reports its cost in block-evaluations and seconds beside the NFE.
+The depth of a batch is drawn from ``depths``. Sampling (:mod:`.odel_sampling`) runs on the solver
+core with a schedule of steps and blocks per step.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
-__all__ = ["ShortcutConfig", "shortcut_loss", "sample_shortcut", "SampleCost"]
+__all__ = ["ShortcutConfig", "shortcut_loss"]
 
 
 @dataclass
@@ -47,16 +46,6 @@ class ShortcutConfig:
     shortcut_fraction: float = 0.25
     length_fraction: float = 0.125
     min_log2_step: int = 7
-
-
-@dataclass
-class SampleCost:
-    """What a sampling run cost: evaluations, block-evaluations (per sample) and wall time."""
-
-    nfe: int = 0
-    block_evaluations: int = 0
-    seconds: float = 0.0
-    schedule: list = field(default_factory=list)
 
 
 def _split(b: int, fraction: float) -> int:
@@ -116,43 +105,3 @@ def shortcut_loss(model, ema, x0: torch.Tensor, generator: torch.Generator, cfg:
              "length_consistency": err[b - n_len:].mean().detach() if n_len else err.new_zeros(()),
              "depth": depth}
     return err.mean(), parts
-
-
-@torch.no_grad()
-def sample_shortcut(model, noise: torch.Tensor, steps: int, blocks=None, y: torch.Tensor | None = None) -> tuple:
-    """Sample by ``steps`` equal shortcut steps from ``t = 1`` to 0.
-
-    Parameters
-    ----------
-    model : LengthAdaptiveDiT
-        The network.
-    noise : torch.Tensor
-        ``(B, C, H, W)`` standard normal.
-    steps : int
-        Time steps (each one evaluation of size ``1/steps``).
-    blocks : int or sequence of int, optional
-        Blocks per step (one value for all, or one per step, e.g. fewer at high noise); default: all.
-    y : torch.Tensor, optional
-        Class labels.
-
-    Returns
-    -------
-    tuple
-        ``(samples, SampleCost)``.
-    """
-    if steps < 1:
-        raise ValueError(f"steps must be ≥ 1, got {steps}")
-    schedule = [model.cfg.blocks if blocks is None else int(blocks)] * steps if blocks is None or isinstance(
-        blocks, int) else [int(v) for v in blocks]
-    if len(schedule) != steps:
-        raise ValueError(f"blocks gives {len(schedule)} values for {steps} steps")
-    x = noise
-    d = 1.0 / steps
-    b = x.shape[0]
-    t0 = time.perf_counter()
-    for n, depth in enumerate(schedule):
-        t = torch.full((b,), 1.0 - n * d, device=x.device, dtype=x.dtype)
-        x = x - d * model(x, t, torch.full_like(t, d), depth=depth, y=y)
-    cost = SampleCost(nfe=steps, block_evaluations=sum(schedule), seconds=time.perf_counter() - t0,
-                      schedule=schedule)
-    return x, cost

@@ -10,7 +10,7 @@ that evaluates the denoiser and calls the rule is :func:`nowcast.solvers.rollout
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
@@ -59,10 +59,14 @@ class StepContext:
     buffer : list of Entry
         Past evaluations, oldest first; ``buffer[-1]`` is the current one.
     denoise : callable
-        ``denoise(x, sigma)`` — the counted denoiser with the conditioning bound, for solvers that
-        need extra evaluations within a step (Heun, DPM-Solver-2).
+        ``denoise(x, sigma)`` — the counted denoiser with the conditioning (and the step's depth)
+        bound, for solvers that need extra evaluations within a step (Heun, DPM-Solver-2).
     scratch : dict
         Per-rollout storage a solver may use between its steps (e.g. UniPC's corrector state).
+    blocks : int, optional
+        Blocks the denoiser ran at this step (a length-adaptive denoiser; ``None``: all of them).
+    full_blocks : int, optional
+        The denoiser's full depth (``None``: not length-adaptive).
     """
 
     n: int
@@ -71,6 +75,15 @@ class StepContext:
     buffer: list
     denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     scratch: dict
+    blocks: Optional[int] = None
+    full_blocks: Optional[int] = None
+
+    @property
+    def depth_fraction(self) -> float:
+        """Share of the network this step ran (1.0 for a full-depth or fixed-depth denoiser)."""
+        if self.blocks is None or not self.full_blocks:
+            return 1.0
+        return self.blocks / self.full_blocks
 
     @property
     def num_steps(self) -> int:
@@ -127,18 +140,40 @@ class Solver(nn.Module):
 
 
 class CountingDenoiser:
-    """Wrap a denoiser, count its calls and cast its output to the state's dtype.
+    """Wrap a denoiser, count its calls (and block-evaluations) and cast its output to the state's dtype.
 
     The ODE state stays in the dtype the caller chose (float32 or float64) even when the network
     runs in lower precision.
+
+    A *length-adaptive* denoiser has an integer attribute ``full_blocks`` and accepts ``depth=b``
+    (run ``b`` of its blocks); a *shortcut* denoiser has ``shortcut = True`` and accepts
+    ``sigma_next=`` (the noise level the step lands on, for a step-size-conditioned network).
+    Those keywords are passed only when set, so every other denoiser is called as
+    ``denoiser(x, sigma, cond)``. Block-evaluations add the blocks each call ran (the full depth
+    when no depth is given); they are ``None`` for a denoiser that is not length-adaptive.
     """
 
     def __init__(self, denoiser: Callable[..., torch.Tensor], cond: Any = None):
         self.denoiser = denoiser
         self.cond = cond
         self.calls = 0
+        self.full_blocks: Optional[int] = getattr(denoiser, "full_blocks", None)
+        self.shortcut = bool(getattr(denoiser, "shortcut", False))
+        self.block_evaluations: Optional[int] = 0 if self.full_blocks else None
 
-    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        """Evaluate ``D(x, σ, cond)`` and count the call."""
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, depth: Optional[int] = None,
+                 sigma_next: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Evaluate ``D(x, σ, cond)`` (at ``depth`` blocks; towards ``sigma_next`` for a shortcut
+        denoiser) and count the call."""
+        kwargs = {}
+        if depth is not None:
+            if not self.full_blocks:
+                raise ValueError("a depth was given but the denoiser is not length-adaptive "
+                                 "(it has no full_blocks)")
+            kwargs["depth"] = int(depth)
+        if sigma_next is not None and self.shortcut:
+            kwargs["sigma_next"] = sigma_next
         self.calls += 1
-        return self.denoiser(x, sigma, self.cond).to(x.dtype)
+        if self.block_evaluations is not None:
+            self.block_evaluations += int(depth) if depth is not None else self.full_blocks
+        return self.denoiser(x, sigma, self.cond, **kwargs).to(x.dtype)

@@ -311,13 +311,21 @@ class FlowDenoiser(Denoiser):
         self.time_scale = time_scale
         self.sigma_min, self.sigma_max, self.sigma_data = sigma_min, sigma_max, 1.0
 
-    def forward(self, x, sigma, cond=None):  # noqa: D102
+    def forward(self, x, sigma, cond=None, **kwargs):  # noqa: D102
         s = batch_sigma(sigma, x).to(torch.float64)
         t = sigma_to_flow_t(s)
         te = expand_sigma(t, x).to(torch.float64)
         x_t = x.to(torch.float64) * (1 - te)
-        v = self.model(x_t.to(x.dtype), self.model_time(t).to(_time_dtype(x)), cond)
+        v = self.velocity(x_t.to(x.dtype), t, cond, **kwargs)
         return (x_t - te * v.to(torch.float64)).to(x.dtype)
+
+    def velocity(self, x_t: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
+        """The model's velocity at ``x_t`` and flow times ``t`` (``(B,)``, float64).
+
+        Subclasses override it for models with other inputs (a step size, a depth); keyword
+        arguments given to :meth:`forward` are passed on here.
+        """
+        return self.model(x_t, self.model_time(t).to(_time_dtype(x_t)), cond)
 
     def model_time(self, t: torch.Tensor) -> torch.Tensor:
         """The model's time input for flow times ``t`` (``(B,)``, float64): ``t·time_scale``.

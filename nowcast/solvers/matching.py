@@ -10,7 +10,7 @@ for nowcasting, the observed future. :func:`matching_loss` is one training step'
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 
@@ -102,21 +102,26 @@ class FreshTeacher:
 
 @torch.no_grad()
 def evaluate_endpoint(student: Solver, denoiser: Callable, sigmas: torch.Tensor, batch: Batch,
-                      loss: Callable | None = None, afs: bool = False, chunk: int = 256) -> float:
-    """Mean endpoint loss (default :func:`mse_loss`) of a solver over a batch (in chunks, no gradients)."""
+                      loss: Callable | None = None, afs: bool = False, chunk: int = 256,
+                      blocks: int | Sequence[int] | None = None) -> float:
+    """Mean endpoint loss (default :func:`mse_loss`) of a solver over a batch (in chunks, no gradients);
+    ``blocks``: the depth schedule of a length-adaptive denoiser (see :func:`~.rollout.rollout`)."""
     fn = loss or mse_loss
     total, count = 0.0, 0
     for i in range(0, len(batch.x), chunk):
         cond = batch.cond[i:i + chunk] if torch.is_tensor(batch.cond) else batch.cond
-        out = rollout(denoiser, batch.x[i:i + chunk], sigmas, student, cond=cond, afs=afs).x
+        out = rollout(denoiser, batch.x[i:i + chunk], sigmas, student, cond=cond, afs=afs, blocks=blocks).x
         total += float(fn(out, batch.target[i:i + chunk]).sum())
         count += len(out)
     return total / count
 
 
 def matching_loss(student: Solver, denoiser: Callable, sigmas: torch.Tensor, batch: Batch,
-                  loss: Callable | None = None, afs: bool = False, checkpoint: bool = False) -> torch.Tensor:
+                  loss: Callable | None = None, afs: bool = False, checkpoint: bool = False,
+                  blocks: int | Sequence[int] | None = None) -> torch.Tensor:
     """The mean endpoint loss of the student's rollout from ``batch.x`` against ``batch.target``
-    (with gradients; ``checkpoint`` recomputes each step in the backward pass)."""
-    out = rollout(denoiser, batch.x, sigmas, student, cond=batch.cond, afs=afs, checkpoint=checkpoint).x
+    (with gradients; ``checkpoint`` recomputes each step in the backward pass; ``blocks``: the depth
+    schedule of a length-adaptive denoiser)."""
+    out = rollout(denoiser, batch.x, sigmas, student, cond=batch.cond, afs=afs, checkpoint=checkpoint,
+                  blocks=blocks).x
     return (loss or mse_loss)(out, batch.target).mean()

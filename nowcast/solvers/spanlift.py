@@ -5,7 +5,9 @@
 * ``u_base`` is the base solver's direction (any :class:`~.core.Solver`, learned ones included);
 * ``z_n`` stacks the state and the velocity buffer ``(x_n, d_n, d_{n−1}, …)`` along channels, each
   normalised by its per-sample RMS (missing history is zero);
-* ``c_n = (ln σ_n, logSNR_n = −2 ln σ_n, h_n/σ_n)`` conditions the operator through FiLM;
+* ``c_n = (ln σ_n, logSNR_n = −2 ln σ_n, h_n/σ_n)`` conditions the operator through FiLM; with
+  ``depth_conditioned`` a fourth feature, the share ``b_n/B`` of the network the step's
+  evaluation ran (a length-adaptive denoiser run for a schedule of (σ_n, blocks_n)), is added;
 * ``ρ_n = RMS(d_n)·min(1, σ_data/σ_n)`` (per sample): the operator predicts a correction in units
   of the current velocity, damped where σ_n exceeds the data scale. A perturbation made at a
   large σ_n through a step of length |h_n| ≈ σ_n reaches the endpoint almost undamped in the
@@ -33,11 +35,15 @@ __all__ = ["SpanLift", "ResidualOperator", "step_condition"]
 COND_DIM = 3
 
 
-def step_condition(sigma: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """Conditioning features ``(ln σ, logSNR, h/σ)`` of a step, as a float32 vector of length 3."""
+def step_condition(sigma: torch.Tensor, h: torch.Tensor, depth_fraction: float | None = None) -> torch.Tensor:
+    """Conditioning features ``(ln σ, logSNR, h/σ)`` of a step, as a float32 vector of length 3, or
+    ``(ln σ, logSNR, h/σ, b/B)`` (length 4) when the step's depth fraction ``b/B`` is given."""
     s = sigma.to(torch.float64)
     log_s = torch.log(s)
-    return torch.stack([log_s, -2 * log_s, h.to(torch.float64) / s]).to(torch.float32)
+    feats = [log_s, -2 * log_s, h.to(torch.float64) / s]
+    if depth_fraction is not None:
+        feats.append(torch.as_tensor(float(depth_fraction), dtype=torch.float64, device=s.device))
+    return torch.stack(feats).to(torch.float32)
 
 
 def _rms(t: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -83,16 +89,20 @@ class ResidualOperator(nn.Module):
         Depthwise kernel size.
     padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}
         Padding of the spatial convolutions ('circular' for periodic domains).
+    cond_dim : int
+        Length of the condition vector (3, or 4 with the step's depth fraction).
     """
 
     def __init__(self, in_channels: int, out_channels: int, hidden: int = 64, blocks: int = 2,
-                 spatial_dims: int = 2, kernel_size: int = 3, padding_mode: str = "zeros"):
+                 spatial_dims: int = 2, kernel_size: int = 3, padding_mode: str = "zeros",
+                 cond_dim: int = COND_DIM):
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
         conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
         self.spatial_dims = spatial_dims
-        self.embed = nn.Sequential(nn.Linear(COND_DIM, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+        self.cond_dim = cond_dim
+        self.embed = nn.Sequential(nn.Linear(cond_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
         self.stem = conv(in_channels, hidden, 1)
         self.blocks = nn.ModuleList(_FiLMBlock(hidden, hidden, conv, kernel_size, padding_mode)
                                     for _ in range(blocks))
@@ -101,11 +111,12 @@ class ResidualOperator(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """Correction for input ``z`` (``(B, C_in, *S)``) and condition ``c`` (``(B, 3)`` or ``(3,)``)."""
+        """Correction for input ``z`` (``(B, C_in, *S)``) and condition ``c`` (``(B, cond_dim)`` or
+        ``(cond_dim,)``)."""
         if z.ndim != self.spatial_dims + 2:
             raise ValueError(f"expected a {self.spatial_dims + 2}-D input (B, C, *S), got shape "
                              f"{tuple(z.shape)}")
-        e = self.embed(c.expand(z.shape[0], COND_DIM) if c.ndim == 1 else c)
+        e = self.embed(c.expand(z.shape[0], self.cond_dim) if c.ndim == 1 else c)
         h = self.stem(z)
         for block in self.blocks:
             h = block(h, e)
@@ -137,6 +148,9 @@ class SpanLift(Solver):
     channel_axis : int
         Axis of the state that holds channels (1 for ``(B, C, *S)``; 2 for sequences of latents
         ``(B, T, C, H, W)``, which the operator then sees as ``(B, C, T, H, W)``).
+    depth_conditioned : bool
+        Also condition the operator on the share of the network each step ran (for a
+        length-adaptive denoiser sampled with a schedule of blocks per step).
     """
 
     name = "spanlift"
@@ -144,7 +158,7 @@ class SpanLift(Solver):
     def __init__(self, base: Solver, num_steps: int, channels: int, history: int = 3,
                  hidden: int = 64, blocks: int = 2, spatial_dims: int = 2, kernel_size: int = 3,
                  padding_mode: str = "zeros", train_base: bool = False, scalar_lr_scale: float = 1.0,
-                 sigma_data: float = 0.5, channel_axis: int = 1):
+                 sigma_data: float = 0.5, channel_axis: int = 1, depth_conditioned: bool = False):
         super().__init__()
         if channel_axis < 1:
             raise ValueError(f"channel_axis must be >= 1 (axis 0 is the batch), got {channel_axis}")
@@ -159,17 +173,20 @@ class SpanLift(Solver):
         self.scalar_lr_scale = scalar_lr_scale
         self.sigma_data = sigma_data
         self.channel_axis = channel_axis
+        self.depth_conditioned = bool(depth_conditioned)
         for p in base.parameters():
             p.requires_grad_(train_base)
         self.alpha = nn.Parameter(torch.ones(num_steps))
         self.beta = nn.Parameter(torch.ones(num_steps))
-        self.operator = ResidualOperator(channels * (1 + history), channels, **self.shape_kwargs)
+        self.operator = ResidualOperator(channels * (1 + history), channels, **self.shape_kwargs,
+                                         cond_dim=COND_DIM + int(self.depth_conditioned))
 
     def config(self) -> dict:  # noqa: D102
         return {"base": {"name": self.base.name, **self.base.config()}, "num_steps": self.num_steps,
                 "channels": self.channels, "history": self.history, "train_base": self.train_base,
                 "scalar_lr_scale": self.scalar_lr_scale, "sigma_data": self.sigma_data,
-                "channel_axis": self.channel_axis, **self.shape_kwargs}
+                "channel_axis": self.channel_axis, "depth_conditioned": self.depth_conditioned,
+                **self.shape_kwargs}
 
     def param_groups(self, lr: float) -> list:
         """The operator at ``lr``; α, β (and a trained base) at ``lr·scalar_lr_scale``."""
@@ -203,7 +220,7 @@ class SpanLift(Solver):
         d = ctx.buffer[-1].d
         op_dtype = self.operator.stem.weight.dtype
         z = self.operator_input(res.x, ctx.buffer).to(op_dtype)
-        c = step_condition(ctx.sigma, res.h).to(z.device)
+        c = step_condition(ctx.sigma, res.h, ctx.depth_fraction if self.depth_conditioned else None).to(z.device, op_dtype)
         r = self.operator(z, c).to(res.u.dtype).movedim(1, self.channel_axis)
         damping = min(1.0, self.sigma_data / float(ctx.sigma))
         correction = self.beta[n].to(r.dtype) * (damping * _rms(d)) * r

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -70,8 +70,8 @@ def train_endpoint_matching(student: Solver, denoiser: Callable, sigmas: torch.T
                             config: MatchingConfig = MatchingConfig(),
                             run_dir: str | Path | None = None, progress: bool = False,
                             log: Callable[[str], None] | None = None,
-                            loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
-                            ) -> MatchingResult:
+                            loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                            blocks: int | Sequence[int] | None = None) -> MatchingResult:
     """Train a learned solver by endpoint teacher matching.
 
     Parameters
@@ -99,6 +99,9 @@ def train_endpoint_matching(student: Solver, denoiser: Callable, sigmas: torch.T
         Receives one line per validation.
     loss_fn : callable, optional
         ``loss_fn(pred, target) -> (B,)`` instead of the registry loss ``config.loss``.
+    blocks : int or sequence of int, optional
+        Blocks per step of a length-adaptive denoiser: the student is trained for that (steps,
+        blocks) schedule (default: full depth).
 
     Returns
     -------
@@ -117,12 +120,13 @@ def train_endpoint_matching(student: Solver, denoiser: Callable, sigmas: torch.T
     last = {}
 
     def compute(batch: Batch, step: int, generator):
-        loss = matching_loss(student, denoiser, sigmas, batch, loss_fn, config.afs, config.checkpoint)
+        loss = matching_loss(student, denoiser, sigmas, batch, loss_fn, config.afs, config.checkpoint, blocks)
         last["train"] = float(loss.item())
         return {"student": loss}, {"loss": last["train"]}
 
     def validate(step: int) -> dict:
-        entry = {**last, "val": evaluate_endpoint(student, denoiser, sigmas, val, loss_fn, config.afs)}
+        entry = {**last, "val": evaluate_endpoint(student, denoiser, sigmas, val, loss_fn, config.afs,
+                                                  blocks=blocks)}
         if log is not None and step:
             log(f"iter {step}: train {entry['train']:.4e} val {entry['val']:.4e}")
         return entry

@@ -5,7 +5,8 @@ import torch
 
 from tests.killed import run_until_killed
 from nowcast.imagegen.odel import LengthAdaptiveDiT, ODELConfig
-from nowcast.imagegen.odel_objective import ShortcutConfig, sample_shortcut, shortcut_loss
+from nowcast.imagegen.odel_objective import ShortcutConfig, shortcut_loss
+from nowcast.imagegen.odel_sampling import sample_shortcut
 
 
 class PointMass(torch.nn.Module):
