@@ -21,7 +21,6 @@ with the command, commit, machine and date.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -37,9 +36,8 @@ from ..foundation.provenance import file_digest, provenance_lines, run_provenanc
 from ..solvers.registry import get_solver
 from ..solvers.schedules import edm_sigmas, logsnr_sigmas
 from .datasets import DATASETS, load_images
-from .features import train_classifier_features
-from .fid import FeatureStats, compute_features, frechet_distance, inception_extractor
 from .learned import ImageSolverConfig, sample_images, train_image_solver
+from .scoring import ScoreCache, Scorer
 from .tiny import TinyEDMConfig, load_tiny_edm, train_tiny_edm
 
 __all__ = ["ImageBenchSettings", "run_image_benchmark", "render_markdown", "main"]
@@ -84,80 +82,23 @@ def _model(s: ImageBenchSettings, images, log):
     return load_tiny_edm(path), str(path)
 
 
-class _ScoreCache:
-    """Scores and reference statistics already computed, under ``<work_dir>/scores``.
-
-    FID needs Inception features of every sample set (≈ 0.25 s per image on 2 CPU cores), so an
-    interrupted benchmark resumes from the sets it finished. Entries are keyed by everything that
-    determines them: the model file's SHA-256, the data, the test noise (samples, seed), the
-    teacher, and the record itself (solver, schedule, NFE, training run).
-    """
-
-    def __init__(self, root: Path, common: dict):
-        self.root = root
-        self.common = common
-
-    def _path(self, ident: dict, suffix: str) -> Path:
-        blob = json.dumps({**self.common, **ident}, sort_keys=True)
-        return self.root / f"{hashlib.sha256(blob.encode()).hexdigest()[:20]}{suffix}"
-
-    def scores(self, ident: dict) -> dict:
-        path = self._path(ident, ".json")
-        return json.loads(path.read_text())["scores"] if path.is_file() else {}
-
-    def put_scores(self, ident: dict, scores: dict) -> None:
-        path = self._path(ident, ".json")
-        atomic_write_text(path, json.dumps({"ident": {**self.common, **ident}, "scores": scores}, indent=1) + "\n")
-
-    def stats(self, ident: dict, compute) -> FeatureStats:
-        path = self._path(ident, ".npz")
-        if path.is_file():
-            return FeatureStats.load(path)
-        st = compute()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        st.save(path)
-        return st
-
-
 def run_image_benchmark(s: ImageBenchSettings, log=print) -> dict:
     """Run the benchmark; returns ``{'settings', 'model', 'classifier_accuracy', 'real_data',
     'records'}``.
 
     Finished sample sets are scored once: their scores are cached in ``<work_dir>/scores`` (see
-    :class:`_ScoreCache`), the model and the learned solvers in their run directories.
+    :class:`~.scoring.ScoreCache`), the model and the learned solvers in their run directories.
     """
     data = load_images(s.data)
     den, model_path = _model(s, data.images, log)
     shape = data.shape
     gen = torch.Generator().manual_seed(10_000 + s.seed)           # test noise, disjoint from training
     noise = torch.randn((s.samples,) + shape, generator=gen)
-    cache = _ScoreCache(Path(s.work_dir) / "scores",
-                        {"model_sha256": file_digest(model_path), "data": s.data, "samples": s.samples,
-                         "seed": s.seed, "teacher": s.teacher})
-
-    clf, acc = train_classifier_features(data.images, data.labels, seed=s.seed)
-    extractors = {"fd_classifier": clf.features}
-    if s.fid:
-        extractors["fid"] = inception_extractor()
-
-    def stats(images: torch.Tensor, f) -> FeatureStats:
-        return FeatureStats.from_features(compute_features(images, f), keep=False)
-
-    ref = {k: cache.stats({"reference": s.data, "metric": k}, lambda f=f: stats(data.uint8(), f))
-           for k, f in extractors.items()}
-
-    def score(ident: dict, make_images, target: torch.Tensor | None) -> dict:
-        """Scores (and NFE) of a sample set, computing and sampling only what the cache lacks;
-        ``make_images() → (images, nfe)``."""
-        out = cache.scores(ident)
-        missing = [k for k in extractors if k not in out] + ([] if "rmse" in out or target is None else ["rmse"])
-        if missing or "nfe" not in out:
-            images, out["nfe"] = make_images()
-            for k in missing:
-                out[k] = (float((images - target).pow(2).mean().sqrt()) if k == "rmse"
-                          else frechet_distance(stats(images, extractors[k]), ref[k]))
-            cache.put_scores(ident, out)
-        return {k: out[k] for k in ["nfe"] + list(extractors) + (["rmse"] if target is not None else [])}
+    cache = ScoreCache(Path(s.work_dir) / "scores",
+                       {"model_sha256": file_digest(model_path), "data": s.data, "samples": s.samples,
+                        "seed": s.seed, "teacher": s.teacher})
+    scorer = Scorer(data, cache, fid=s.fid, seed=s.seed)
+    score, acc = scorer.score, scorer.classifier_accuracy
 
     t0 = time.perf_counter()
     name, steps = s.teacher.split(":")
