@@ -9,7 +9,8 @@ fid
     FID (and KID where both sides have features) between an image folder and a reference folder
     or ``.npz`` statistics; ``--save-stats`` writes the statistics of the images.
 bench
-    The CPU benchmark (``nowcast.imagegen.bench``).
+    The CPU benchmarks: few-step solvers (``nowcast.imagegen.bench``) and, with ``--ode-l``, the
+    length-adaptive denoiser's quality against latency (``nowcast.imagegen.odel_bench``).
 
 Models: a tiny EDM ``model.pt`` written by this package, or an NVIDIA EDM pickle (file, URL or a
 published name such as ``edm-cifar10-32x32-cond-vp``) — the latter only with ``--trust-pickle``,
@@ -230,7 +231,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
     f.set_defaults(fn=cmd_fid)
 
-    b = sub.add_parser("bench", help="the CPU benchmark (see python -m nowcast.imagegen bench --help)",
+    b = sub.add_parser("bench", help="the CPU benchmarks: few-step solvers (see bench --help) or, with --ode-l, "
+                       "ODE_t(ODE_l) quality against latency (see bench --ode-l --help)",
                        add_help=False)
     b.add_argument("rest", nargs=argparse.REMAINDER, help="the benchmark's own options (see its --help)")
     b.set_defaults(fn=None)
@@ -241,6 +243,10 @@ def main(argv: list | None = None) -> int:
     """Entry point; returns the exit status (2 for bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:
+        if "--ode-l" in argv[1:]:
+            from .odel_bench import main as odel_bench_main
+
+            return odel_bench_main([a for a in argv[1:] if a != "--ode-l"])
         from .bench import main as bench_main
 
         return bench_main(argv[1:])

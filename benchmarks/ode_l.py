@@ -1,0 +1,20 @@
+"""Run the ODE_t(ODE_l) CPU benchmark and write ``benchmarks/results/ode_l.{json,md,png}``.
+
+Equivalent to ``python -m nowcast.imagegen bench --ode-l`` from the repository root with ``--out
+benchmarks/results`` and the work directory under ``benchmarks/runs`` (git-ignored); extra
+arguments are passed through.
+"""
+
+import sys
+from pathlib import Path
+
+from nowcast.imagegen.odel_bench import main
+
+if __name__ == "__main__":
+    here = Path(__file__).resolve().parent
+    args = sys.argv[1:]
+    if "--out" not in args:
+        args += ["--out", str(here / "results")]
+    if "--work-dir" not in args:
+        args += ["--work-dir", str(here / "runs" / "ode_l")]
+    raise SystemExit(main(args))
