@@ -300,4 +300,6 @@ def _markdown(args, meta, payload, main_rec, accept) -> list:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from nowcast.foundation.cli import run_main
+
+    raise SystemExit(run_main(main))

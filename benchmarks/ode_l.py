@@ -17,4 +17,6 @@ if __name__ == "__main__":
         args += ["--out", str(here / "results")]
     if "--work-dir" not in args:
         args += ["--work-dir", str(here / "runs" / "ode_l")]
-    raise SystemExit(main(args))
+    from nowcast.foundation.cli import run_main
+
+    raise SystemExit(run_main(lambda: main(args)))

@@ -13,4 +13,6 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     if "--out" not in args and "--quick" not in args:
         args += ["--out", str(Path(__file__).resolve().parent / "results")]
-    raise SystemExit(main(args))
+    from nowcast.foundation.cli import run_main
+
+    raise SystemExit(run_main(lambda: main(args)))

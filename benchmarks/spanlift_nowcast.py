@@ -280,4 +280,6 @@ def _cost_lines(args, cost: dict, sl_default) -> list:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from nowcast.foundation.cli import run_main
+
+    raise SystemExit(run_main(main))

@@ -132,4 +132,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from nowcast.foundation.cli import run_main
+
+    raise SystemExit(run_main(main))

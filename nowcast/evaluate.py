@@ -128,4 +128,6 @@ def main(argv: list | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .foundation.cli import run_main
+
+    raise SystemExit(run_main(main))

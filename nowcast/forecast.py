@@ -237,6 +237,6 @@ def main(argv: list | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from .foundation.cli import exit_now
+    from .foundation.cli import exit_now, run_main
 
-    exit_now(main())
+    exit_now(run_main(main))

@@ -171,11 +171,10 @@ def main(argv: list | None = None) -> int:
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume from the last checkpoint", file=sys.stderr)
-        return 130
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .foundation.cli import run_main
+
+    raise SystemExit(run_main(main))

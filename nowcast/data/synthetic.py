@@ -404,11 +404,21 @@ def write_synthetic_sevir(root: str | os.PathLike, config: SyntheticConfig = Syn
         from tqdm.auto import tqdm
         bar = tqdm(total=config.n_events, desc="synthetic events", unit="event")
     rows: list = []
-    for file_name, evs in sorted(files.items()):
-        atomic_write(root / "data" / file_name, lambda tmp: _write_h5(tmp, config, evs, workers, rows, bar),
-                     suffix=".h5")
-    if bar is not None:
-        bar.close()
+    written: list = []
+    try:
+        for file_name, evs in sorted(files.items()):
+            path = root / "data" / file_name
+            fresh = not path.exists()
+            atomic_write(path, lambda tmp: _write_h5(tmp, config, evs, workers, rows, bar), suffix=".h5")
+            if fresh:
+                written.append(path)
+    except BaseException:               # interrupted or failed: no data files without their catalog
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
     cat = pd.DataFrame(rows)
     n_dup = int(round(config.duplicate_fraction * len(cat)))
     if n_dup:

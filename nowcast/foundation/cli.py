@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from typing import Callable
 
-__all__ = ["HelpFormatter", "BAD_INPUT", "fail", "count", "seed", "positive_float", "fraction", "exit_now"]
+__all__ = ["HelpFormatter", "BAD_INPUT", "fail", "count", "seed", "positive_float", "fraction", "exit_now",
+           "run_main"]
 
 #: Exit status for bad input (a clear message, nothing written).
 BAD_INPUT = 2
@@ -95,3 +98,40 @@ def exit_now(code: int) -> None:
         except (OSError, ValueError):
             pass
     os._exit(int(code))
+
+
+def run_main(main: Callable[[], int]) -> int:
+    """Run a command-line entry point so that SIGINT and SIGTERM stop it cleanly.
+
+    SIGTERM is turned into the ``KeyboardInterrupt`` that SIGINT raises, so both take the same way
+    out: atomic writes remove their temporary files, the training loop writes a checkpoint, a store
+    build keeps what it finished. The run then ends with one line on standard error and the
+    shell's status for the signal (130 for SIGINT, 143 for SIGTERM), never a traceback.
+
+    Parameters
+    ----------
+    main : callable
+        The entry point, ``main() -> exit status``.
+
+    Returns
+    -------
+    int
+        Its exit status, or ``128 + signal number`` when interrupted.
+    """
+    caught: list = []
+
+    def on_term(signum, frame):
+        caught.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        return main()
+    except KeyboardInterrupt:
+        sig = signal.Signals(caught[-1] if caught else signal.SIGINT)
+        print(f"interrupted by {sig.name}: stopped without leaving partial output; running the same command "
+              "again starts over (a training run or a store build resumes from its last checkpoint)",
+              file=sys.stderr)
+        return 128 + int(sig)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,6 +1,5 @@
 """The ODE_t(ODE_l) benchmark's schedules, acceptance figures and command line."""
 
-import json
 
 import pytest
 
