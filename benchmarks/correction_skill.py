@@ -30,6 +30,7 @@ from common import ROOT, header, provenance, write_results
 from nowcast.data.synthetic_store import synthetic_store
 from nowcast.models.model_files import load_model
 from nowcast.nowcasters import parse_spec, select_windows
+from nowcast.foundation.cli import count
 
 
 def _rms(sq: list) -> np.ndarray:
@@ -71,10 +72,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help="a residual nowcaster: model file or ldm run dir")
     p.add_argument("--samplers", default="ddim:5,ddim:100", help="comma-separated SOLVER:STEPS")
-    p.add_argument("--windows", type=int, default=16, help="evenly spaced test windows")
-    p.add_argument("--members", type=int, default=4, help="members per window")
+    p.add_argument("--windows", type=count(1), default=16, help="evenly spaced test windows")
+    p.add_argument("--members", type=count(1), default=4, help="members per window")
     p.add_argument("--data", default=None, help="store (default: the cached synthetic SEVIR-LR store)")
-    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--threads", type=count(1), default=2, help="torch threads")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "candidates"))
     p.add_argument("--name", default=None, help="results file name (default: <model stem>_correction)")
     args = p.parse_args(argv)

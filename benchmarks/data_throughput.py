@@ -27,6 +27,7 @@ from nowcast.data.store import BuildConfig, build_store
 from nowcast.data.synthetic import SyntheticConfig, write_synthetic_sevir
 from nowcast.data.windows import WindowDataset
 from nowcast.foundation.tasks import get_task
+from nowcast.foundation.cli import count
 
 class DirectHDF5Windows(torch.utils.data.Dataset):
     """The Earthformer/PreDiff access pattern: read the full event, then cut the window."""
@@ -70,8 +71,8 @@ def _du(path: Path) -> int:
 def main(argv=None) -> int:
     """Run the benchmark; returns the exit status."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--events", type=int, default=64, help="synthetic events (384×384×49) to generate")
-    p.add_argument("--windows", type=int, default=600, help="windows timed per configuration")
+    p.add_argument("--events", type=count(1), default=64, help="synthetic events (384×384×49) to generate")
+    p.add_argument("--windows", type=count(1), default=600, help="windows timed per configuration")
     p.add_argument("--source", default=None, help="existing SEVIR root to use instead")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args(argv)

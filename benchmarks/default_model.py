@@ -39,6 +39,7 @@ from nowcast.foundation.cache import cache_dir
 from nowcast.models.model_files import load_model
 from nowcast.nowcasters import resolve_nowcaster, score_nowcasters, select_windows
 from nowcast.verification.summarise import summarize
+from nowcast.foundation.cli import count
 
 #: The last commit whose shipped model is the pure latent diffusion default (v2).
 OLD_COMMIT = "0644ddca2e0c0a5964df1a33e2efc9125b299a1e"
@@ -194,13 +195,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--solver", default="spanlift", help="its sampler as the CLI would take it (default spanlift)")
     p.add_argument("--old-commit", default=OLD_COMMIT, help="commit whose shipped default is 'old-default'")
     p.add_argument("--data", default=None, help="store (default: the cached synthetic SEVIR-LR store)")
-    p.add_argument("--windows", type=int, default=64, help="test windows")
-    p.add_argument("--members", type=int, default=8, help="members of every ensemble")
-    p.add_argument("--level-windows", type=int, default=32, help="val windows that choose the probability levels")
+    p.add_argument("--windows", type=count(1), default=64, help="test windows")
+    p.add_argument("--members", type=count(1), default=8, help="members of every ensemble")
+    p.add_argument("--level-windows", type=count(1), default=32, help="val windows that choose the probability levels")
     p.add_argument("--skip", nargs="*", default=[], choices=("ddim:100", "old-default"),
                    help="leave out the slow reference rows (for a quick look; the acceptance needs neither)")
-    p.add_argument("--batch", type=int, default=4, help="contexts per model call")
-    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--batch", type=count(1), default=4, help="contexts per model call")
+    p.add_argument("--threads", type=count(1), default=2, help="torch threads")
     p.add_argument("--png", default=str(ROOT / "nowcast" / "models" / "DEFAULT_MODEL.png"))
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     p.add_argument("--name", default="default_model", help="results file name")

@@ -39,6 +39,7 @@ from nowcast.nowcasters import evaluate_samplers
 from nowcast.verification.report import sampler_table, summary_json
 from nowcast.train import run as train_run
 from nowcast.training.config import load_config
+from nowcast.foundation.cli import count
 
 
 def _train(args, name: str, **section) -> Path:
@@ -139,14 +140,14 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="default")
     p.add_argument("--data", default=None, help="store (default: the cached synthetic SEVIR-LR store)")
-    p.add_argument("--windows", type=int, default=32)
-    p.add_argument("--members", type=int, default=4)
-    p.add_argument("--iterations", type=int, default=200, help="optimiser steps of every solver training")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--teacher-samples", type=int, default=128,
+    p.add_argument("--windows", type=count(1), default=32)
+    p.add_argument("--members", type=count(1), default=4)
+    p.add_argument("--iterations", type=count(1), default=200, help="optimiser steps of every solver training")
+    p.add_argument("--batch-size", type=count(1), default=4)
+    p.add_argument("--teacher-samples", type=count(1), default=128,
                    help="teacher pool shared by the teacher-matched runs (0: iterations × batch size, new noise "
                         "every batch; ≈ 1 s per 16 pairs and teacher step on 2 CPU cores, so 128 by default)")
-    p.add_argument("--val-samples", type=int, default=16)
+    p.add_argument("--val-samples", type=count(1), default=16)
     p.add_argument("--inception", action="store_true", help="also train SpanLift with the Inception loss")
     p.add_argument("--ddpm", action="store_true", help="also evaluate ancestral DDPM-1000 (slow on CPU)")
     p.add_argument("--skip-paper-scale", action="store_true", help="no cost measurement of the paper-scale model")

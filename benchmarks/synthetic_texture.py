@@ -28,6 +28,7 @@ from common import ROOT, header, provenance, write_results
 from nowcast.data.codec import SEVIR_THRESHOLDS, decode_vil
 from nowcast.data.fieldstats import exceedance_fractions, lagrangian_correlation, octave_bands, spectral_slope
 from nowcast.data.synthetic_store import synthetic_store
+from nowcast.foundation.cli import count
 
 KM_PX, STEP_MIN = 3.0, 10.0
 
@@ -65,7 +66,7 @@ def measure(store: str, events: int) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--events", type=int, default=48, help="events measured per store")
+    p.add_argument("--events", type=count(1), default=48, help="events measured per store")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = p.parse_args(argv)
     meta = provenance("python benchmarks/synthetic_texture.py " + " ".join(argv if argv is not None else sys.argv[1:]))

@@ -24,6 +24,7 @@ from nowcast.models.model_files import load_vae, read_meta
 from nowcast.nowcasters.scoring import select_windows, window_bytes
 from nowcast.verification.accumulate import EvaluationAccumulator
 from nowcast.verification.summarise import summarize
+from nowcast.foundation.cli import count
 
 
 def round_trip_scores(vae, store: str, task: str, windows: int) -> dict:
@@ -49,7 +50,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="default", help="a nowcaster (its VAE is measured) or a VAE: file or run dir")
     p.add_argument("--texture", default="radar", choices=("radar", "cells"), help="which synthetic store")
     p.add_argument("--data", default=None, help="another store")
-    p.add_argument("--windows", type=int, default=32)
+    p.add_argument("--windows", type=count(1), default=32)
     p.add_argument("--name", default="vae_round_trip")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = p.parse_args(argv)

@@ -25,6 +25,7 @@ from common import ROOT, header, provenance, write_results
 from nowcast.data.codec import MISSING, SEVIR_THRESHOLDS
 from nowcast.verification.categorical import accumulate, init_counts
 from nowcast.verification.accumulate import EvaluationAccumulator
+from nowcast.foundation.cli import count
 
 SCALES = (1, 4, 16)
 
@@ -78,9 +79,9 @@ def timed(fn, repeat: int):
 def main(argv=None) -> int:
     """Run the benchmark; returns the exit status."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--frames", type=int, default=96, help="384² frames per timed pass")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads")
-    ap.add_argument("--members", type=int, default=8, help="ensemble size for the full accumulator")
+    ap.add_argument("--frames", type=count(1), default=96, help="384² frames per timed pass")
+    ap.add_argument("--threads", type=count(1), default=2, help="torch threads")
+    ap.add_argument("--members", type=count(1), default=8, help="ensemble size for the full accumulator")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)

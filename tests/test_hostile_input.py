@@ -87,6 +87,23 @@ def test_bad_options_exit_2_with_the_message(module, args, message, capsys, tmp_
     assert list(tmp_path.iterdir()) == []                                      # nothing written
 
 
+SCRIPT_CASES = [
+    ("vae_round_trip.py", ["--windows", "0"], "--windows: must be ≥ 1"),
+    ("default_model.py", ["--members", "-2"], "--members: must be ≥ 1"),
+    ("verification_throughput.py", ["--frames", "zero"], "--frames: expected a whole number"),
+    ("ode_l.py", ["--spanlift", "4:99"], "STEPS:BLOCKS"),
+]
+
+
+def test_benchmark_scripts_refuse_bad_options_with_exit_2(tmp_path):
+    """The scripts under benchmarks/ share the validation layer (one interpreter per script)."""
+    for script, args, message in SCRIPT_CASES:
+        out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args, "--out", str(tmp_path / "o")],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, (script, out.stderr)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("payload", ["random", "code"])
 def test_a_broken_or_foreign_solver_file_is_refused_cleanly(payload, tmp_path, capsys):
     run = tmp_path / "run"
