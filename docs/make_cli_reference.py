@@ -15,6 +15,7 @@ CLIS = [("python -m nowcast.forecast", "nowcast.forecast"), ("python -m nowcast.
         ("python -m nowcast.train", "nowcast.train"), ("python -m nowcast.data", "nowcast.data.__main__"),
         ("python -m nowcast.imagegen", "nowcast.imagegen.__main__"),
         ("python -m nowcast.imagegen bench", "nowcast.imagegen.bench"),
+        ("python -m nowcast.imagegen bench --ode-l", "nowcast.imagegen.odel_bench"),
         ("python -m nowcast.solvers.bench", "nowcast.solvers.bench")]
 
 

@@ -47,7 +47,8 @@ def _every_parser():
 
     out = {}
     for module in ("nowcast.forecast", "nowcast.evaluate", "nowcast.train", "nowcast.data.__main__",
-                   "nowcast.imagegen.__main__", "nowcast.imagegen.bench", "nowcast.solvers.bench"):
+                   "nowcast.imagegen.__main__", "nowcast.imagegen.bench", "nowcast.imagegen.odel_bench",
+                   "nowcast.solvers.bench"):
         out.update(_subparsers(importlib.import_module(module)._parser(), module.replace(".__main__", "")))
     return out
 
