@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 CLIS = ["nowcast.forecast", "nowcast.evaluate", "nowcast.train", "nowcast.data.__main__", "nowcast.imagegen.__main__",
-        "nowcast.imagegen.bench", "nowcast.solvers.bench"]
+        "nowcast.imagegen.bench", "nowcast.imagegen.odel_bench", "nowcast.solvers.bench"]
 
 
 def _options(parser: argparse.ArgumentParser):

@@ -37,14 +37,12 @@ import torch
 from ..foundation.cli import HelpFormatter, count, seed
 from ..foundation.files import atomic_write_text
 from ..foundation.provenance import file_digest, provenance_lines, run_provenance
-from ..solvers.matching import FreshTeacher
 from ..solvers.registry import get_solver, save_solver
-from ..solvers.rollout import rollout
 from ..training.matching import MatchingConfig, train_endpoint_matching
 from .datasets import DATASETS, load_images
 from .odel import ODELConfig
 from .odel_objective import ShortcutConfig
-from .odel_sampling import ODELDenoiser, sample_odel, uniform_flow_sigmas
+from .odel_sampling import ODELDenoiser, TeacherBatches, sample_odel, uniform_flow_sigmas
 from .odel_train import ODELTrainConfig, load_odel, train_odel
 from .scoring import ScoreCache, Scorer
 
@@ -122,42 +120,22 @@ def _time(model, noise: torch.Tensor, steps: int, blocks: list, solver, repeats:
 def _spanlift(s: ODELBenchSettings, model, model_path: str, steps: int, blocks: list, sigma_data: float, log):
     """A depth-conditioned SpanLift on shortcut Euler for (steps, blocks), trained (or found trained)."""
     run = Path(s.work_dir) / f"spanlift-{Path(model_path).parent.name}-{steps}-{'-'.join(map(str, blocks))}"
-    den = ODELDenoiser(model)
     sig = uniform_flow_sigmas(steps)
-    teacher_sig = uniform_flow_sigmas(s.teacher_steps)
-    euler = get_solver("euler")
-
-    @torch.no_grad()
-    def teacher(x, cond=None):
-        return rollout(den, x, teacher_sig, euler).x
-
     torch.manual_seed(s.seed)
     student = get_solver("spanlift", base="euler", num_steps=steps, channels=int(model.cfg.shape[0]), hidden=32,
                          blocks=2, depth_conditioned=True, sigma_data=sigma_data).double()
-    shape = tuple(model.cfg.shape)
-    source = _Float64Teacher(FreshTeacher(teacher, shape, float(sig[0])))
+    source = TeacherBatches(model, s.teacher_steps)
     val = source(128, torch.Generator().manual_seed(s.seed + 1))
     cfg = MatchingConfig(iterations=s.spanlift_iterations, batch_size=s.spanlift_batch, lr=1e-3, seed=s.seed,
                          val_every=max(1, s.spanlift_iterations // 10), save_every=max(1, s.spanlift_iterations // 10))
     t0 = time.perf_counter()
-    result = train_endpoint_matching(student, den, sig, source, val, cfg, run_dir=run, progress=sys.stderr.isatty(),
-                                     blocks=blocks)
+    result = train_endpoint_matching(student, ODELDenoiser(model), sig, source, val, cfg, run_dir=run,
+                                     progress=sys.stderr.isatty(), blocks=blocks)
     log(f"spanlift {steps} steps, blocks {blocks}: val RMSE {result.init_val ** 0.5:.4f} → "
         f"{result.best_val ** 0.5:.4f} ({time.perf_counter() - t0:.0f} s)")
     save_solver(run / "solver.pt", student, {"task": "image", "steps": steps, "blocks": blocks,
                                              "training": {"result": result.to_dict()}})
     return student.float(), run.name, result
-
-
-class _Float64Teacher:
-    """Batches of the teacher source in float64 (states start at σ̃ ≈ 10⁹)."""
-
-    def __init__(self, source: FreshTeacher):
-        self.source = source
-
-    def __call__(self, batch_size: int, generator: torch.Generator):
-        b = self.source(batch_size, generator)
-        return type(b)(b.x.double(), b.target.double(), b.cond)
 
 
 def run_odel_benchmark(s: ODELBenchSettings, log=print) -> dict:

@@ -21,12 +21,13 @@ from typing import Sequence
 import torch
 
 from ..solvers.core import Solver
+from ..solvers.matching import Batch
 from ..solvers.denoisers import FlowDenoiser, flow_t_to_sigma, sigma_to_flow_t
 from ..solvers.registry import get_solver
 from ..solvers.rollout import RolloutResult, rollout
 from .flow import T_MAX
 
-__all__ = ["ODELDenoiser", "uniform_flow_sigmas", "sample_odel", "sample_shortcut"]
+__all__ = ["ODELDenoiser", "uniform_flow_sigmas", "sample_odel", "sample_shortcut", "TeacherBatches"]
 
 
 class ODELDenoiser(FlowDenoiser):
@@ -128,3 +129,29 @@ def sample_shortcut(model: torch.nn.Module, noise: torch.Tensor, steps: int, blo
     """
     with torch.no_grad():
         return sample_odel(model, noise, uniform_flow_sigmas(steps), get_solver("euler"), blocks, y)
+
+
+class TeacherBatches:
+    """Fresh (initial state, teacher endpoint) batches for endpoint matching on the length-adaptive
+    network: noise at ``t = 1`` (σ̃ ≈ 10⁹, so the states are float64), the teacher the same network
+    at full depth with ``teacher_steps`` shortcut Euler steps.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The network.
+    teacher_steps : int
+        Steps of the teacher.
+    """
+
+    def __init__(self, model: torch.nn.Module, teacher_steps: int = 32):
+        self.den = ODELDenoiser(model)
+        self.shape = tuple(model.cfg.shape)
+        self.grid = uniform_flow_sigmas(teacher_steps)
+        self.euler = get_solver("euler")
+
+    @torch.no_grad()
+    def __call__(self, batch_size: int, generator: torch.Generator) -> Batch:
+        """``batch_size`` new pairs."""
+        x = torch.randn((batch_size,) + self.shape, generator=generator, dtype=torch.float64) * float(self.grid[0])
+        return Batch(x, rollout(self.den, x, self.grid, self.euler).x)

@@ -3,7 +3,9 @@
 import torch
 
 from nowcast.imagegen.odel import LengthAdaptiveDiT, ODELConfig
-from nowcast.imagegen.odel_sampling import ODELDenoiser, sample_odel, sample_shortcut, uniform_flow_sigmas
+from nowcast.imagegen.flow import T_MAX
+from nowcast.imagegen.odel_sampling import (ODELDenoiser, TeacherBatches, sample_odel, sample_shortcut,
+                                            uniform_flow_sigmas)
 from nowcast.solvers.registry import get_solver
 
 
@@ -57,3 +59,12 @@ def test_any_solver_of_the_core_runs_the_network_at_a_schedule():
     x, res = sample_odel(model, noise, uniform_flow_sigmas(3), get_solver("heun"), blocks=[2, 4, 4], shortcut=False)
     # Heun: two evaluations per step but one on the last step to σ = 0 → 2+2 + 4+4 + 4
     assert res.nfe == 5 and res.block_evaluations == 16 and torch.isfinite(x).all()
+
+
+def test_teacher_batches_are_the_full_depth_shortcut_endpoints_of_their_noise():
+    model = _model()
+    batch = TeacherBatches(model, teacher_steps=8)(3, torch.Generator().manual_seed(4))
+    assert batch.x.dtype == torch.float64 and batch.x.shape == (3, 1, 8, 8)
+    noise = batch.x * (1 - T_MAX)                                        # the flow's x at t = 1
+    want = _explicit_shortcut_steps(model, noise, 8, [4] * 8, None)
+    torch.testing.assert_close(batch.target, want, rtol=1e-5, atol=1e-5)
