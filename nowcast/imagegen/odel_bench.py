@@ -10,8 +10,9 @@ Quality against wall time over a grid of time steps × blocks per step, for thre
    same network at full depth with many small steps).
 
 Each model samples from the same test noise with the shortcut sampler on the solver core
-(:func:`.odel_sampling.sample_odel`) at ``steps × blocks`` (one depth at every step) and with a
-*ramp* schedule (fewer blocks at high noise: the depths in increasing order over the steps). A
+(:func:`.odel_sampling.sample_odel`): the fixed-depth model at its full depth (``--fixed-all-depths``:
+at every depth of the grid as well), the ODE_t(ODE_l) model at ``steps × blocks`` (one depth at
+every step) and with a *ramp* schedule (fewer blocks at high noise: the depths in increasing order over the steps). A
 sample set is scored by FID (Inception-v3 of the offline wheel) and the Fréchet distance on a
 classifier trained on the data; its cost is the NFE, the block-evaluations per sample and the
 wall time of sampling the whole set (the least of ``timing_repeats`` runs, so that other work on
@@ -71,6 +72,7 @@ class ODELBenchSettings:
     spanlift_iterations: int = 300
     spanlift_batch: int = 32
     teacher_steps: int = 32
+    fixed_all_depths: bool = False
     seed: int = 0
     work_dir: str = "runs/ode-l-bench"
     fid: bool = True
@@ -171,8 +173,11 @@ def run_odel_benchmark(s: ODELBenchSettings, log=print) -> dict:
             f"{k} {rec[k]:.4g}" for k in ("fid", "fd_classifier", "block_evaluations") if k in rec))
 
     for family in ("fixed", "odel"):
+        specs = [str(d) for d in s.depths] + ["ramp"]
+        if family == "fixed" and not s.fixed_all_depths:
+            specs = [str(s.blocks)]                      # the only depth it was trained at
         for steps in s.steps:
-            for spec in [str(d) for d in s.depths] + ["ramp"]:
+            for spec in specs:
                 if spec == "ramp" and len(set(_schedule(spec, steps, s))) == 1:
                     continue                             # one step: the ramp is a uniform depth
                 add(family, steps, spec, _schedule(spec, steps, s), models[family], euler, paths[family])
@@ -314,6 +319,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--spanlift-iterations", type=count(1), default=d.spanlift_iterations,
                    help="optimiser steps of each SpanLift")
     p.add_argument("--teacher-steps", type=count(2), default=d.teacher_steps, help="steps of SpanLift's teacher")
+    p.add_argument("--fixed-all-depths", action="store_true",
+                   help="also sample the fixed-depth model at fewer blocks than it was trained at")
     p.add_argument("--seed", type=seed, default=d.seed, help="seed of models, training and test noise")
     p.add_argument("--work-dir", default=d.work_dir, help="model and SpanLift runs, cached scores (a rerun resumes)")
     p.add_argument("--no-fid", action="store_true", help="skip the Inception FID (classifier FD only)")
@@ -344,7 +351,8 @@ def main(argv: list | None = None) -> int:
                 depths=tuple(sorted(set(args.depths))), train_steps=args.train_steps, steps=tuple(args.steps),
                 samples=args.samples, timing_repeats=args.timing_repeats,
                 spanlift_points=_check_points(args.spanlift, tuple(args.depths), args.blocks, parser),
-                spanlift_iterations=args.spanlift_iterations, teacher_steps=args.teacher_steps, seed=args.seed,
+                spanlift_iterations=args.spanlift_iterations, teacher_steps=args.teacher_steps,
+                fixed_all_depths=args.fixed_all_depths, seed=args.seed,
                 work_dir=args.work_dir, fid=not args.no_fid)
     prov = run_provenance(["bench", "--ode-l"] + argv, prog="python -m nowcast.imagegen", system=True)
     result = run_odel_benchmark(s, log=lambda m: print(m, flush=True))

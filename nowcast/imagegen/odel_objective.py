@@ -39,7 +39,9 @@ class ShortcutConfig:
     length_fraction : float
         Share of the batch whose target is the EMA network at full depth.
     min_log2_step : int
-        The smallest shortcut step is ``2^-min_log2_step``.
+        Shortcut steps are ``d = 2^-k`` for ``k = 0 … min_log2_step − 1``; the half-steps of the smallest
+        one (``2^-min_log2_step``) are taken with the instantaneous velocity (``d = 0``, the flow-matching
+        rows), which grounds the recursion in what flow matching trains (as Frans et al. do).
     """
 
     depths: tuple = (4, 8, 12)
@@ -88,9 +90,11 @@ def shortcut_loss(model, ema, x0: torch.Tensor, generator: torch.Generator, cfg:
     with torch.no_grad():
         if n_sc:
             h = d[:n_sc] / 2
+            # the smallest step's halves: the instantaneous velocity (d = 0), which flow matching trains
+            h_in = torch.where(h <= 2.0 ** -cfg.min_log2_step, torch.zeros_like(h), h)
             xs, ts, ys = x_t[:n_sc], t[:n_sc], (None if y is None else y[:n_sc])
-            s1 = ema(xs, ts, h, depth=depth, y=ys)
-            s2 = ema(xs - h[:, None, None, None] * s1, ts - h, h, depth=depth, y=ys)
+            s1 = ema(xs, ts, h_in, depth=depth, y=ys)
+            s2 = ema(xs - h[:, None, None, None] * s1, ts - h, h_in, depth=depth, y=ys)
             target = torch.cat([(s1 + s2) / 2, target[n_sc:]])
         n_len = _split(b, cfg.length_fraction) if depth < full else 0
         if n_len:                                   # the last rows: the EMA network at full depth

@@ -63,6 +63,31 @@ def test_a_constant_velocity_error_gives_the_analytic_loss():
     assert parts["self_consistency"].item() == pytest.approx(want.item(), rel=1e-4)
 
 
+class StepRecorder(PointMass):
+    """The point-mass flow, recording every step size the network is asked about."""
+
+    def __init__(self, c):
+        super().__init__(c)
+        self.steps = []
+
+    def forward(self, x, t, dt=None, depth=None, y=None):
+        self.steps += [] if dt is None else dt.tolist()
+        return super().forward(x, t, dt, depth, y)
+
+
+def test_shortcut_targets_only_query_step_sizes_that_are_trained():
+    """Every step size inside a target is one the loss trains: 0 (flow matching) or a shortcut
+    2^-k, k < min_log2_step — the smallest shortcut's halves use the instantaneous velocity, so the
+    recursion rests on flow matching, not on an untrained step-size input."""
+    c, x0 = _data(b=256)
+    model, ema = StepRecorder(c), StepRecorder(c)
+    cfg = ShortcutConfig(depths=(12,), shortcut_fraction=0.5, length_fraction=0.0, min_log2_step=4)
+    shortcut_loss(model, ema, x0, torch.Generator().manual_seed(5), cfg)
+    trained = {0.0} | {2.0 ** -k for k in range(4)}
+    assert set(model.steps) <= trained and set(ema.steps) <= trained, sorted(set(ema.steps) - trained)
+    assert 0.0 in ema.steps and 0.0625 not in ema.steps                 # 1/16 = the smallest's half
+
+
 def test_the_loss_trains_the_length_adaptive_dit():
     torch.manual_seed(0)
     cfg = ODELConfig(shape=(1, 8, 8), patch=2, width=16, heads=2, blocks=4, group=2, classes=10)
