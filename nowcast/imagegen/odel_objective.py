@@ -9,7 +9,10 @@ sampler step is ``x_{t−d} = x_t − d·s(x_t, t, d)``. The loss has three term
 * **flow matching** (``d = 0``): ``‖s(x_t, t, 0) − (ε − x_0)‖²``;
 * **self-consistency** (a ``shortcut_fraction`` of the batch, ``d = 2⁻ᵏ``): one step of size ``d`` must
   equal two steps of size ``d/2``, ``‖s(x_t, t, d) − ½[s(x_t, t, d/2) + s(x_{t−d/2}, t − d/2, d/2)]‖²``,
-  the target without gradient (from the EMA network, as the reference implementation does);
+  the target without gradient, from the network being trained (``shortcut_targets="online"``, the
+  default: each step size learns from the one below it at once) or from its EMA (``"ema"``: every
+  level of the recursion then lags the one below by the EMA's horizon, too slow for a few thousand
+  CPU steps, where the step-size-conditioned outputs stay near the EMA's zero initialisation);
 * **length consistency** (a ``length_fraction`` of the batch): the output at the batch's depth must
   equal the EMA network's at the full depth, ``‖s_b(x_t, t, d) − s̄_B(x_t, t, d)‖²``.
 
@@ -42,12 +45,20 @@ class ShortcutConfig:
         Shortcut steps are ``d = 2^-k`` for ``k = 0 … min_log2_step − 1``; the half-steps of the smallest
         one (``2^-min_log2_step``) are taken with the instantaneous velocity (``d = 0``, the flow-matching
         rows), which grounds the recursion in what flow matching trains (as Frans et al. do).
+    shortcut_targets : {'online', 'ema'}
+        The network the self-consistency targets come from (the length-consistency targets always
+        come from the EMA network at full depth).
     """
 
     depths: tuple = (4, 8, 12)
     shortcut_fraction: float = 0.25
     length_fraction: float = 0.125
     min_log2_step: int = 7
+    shortcut_targets: str = "online"
+
+    def __post_init__(self):
+        if self.shortcut_targets not in ("online", "ema"):
+            raise ValueError(f"shortcut_targets must be 'online' or 'ema', got {self.shortcut_targets!r}")
 
 
 def _split(b: int, fraction: float) -> int:
@@ -93,8 +104,9 @@ def shortcut_loss(model, ema, x0: torch.Tensor, generator: torch.Generator, cfg:
             # the smallest step's halves: the instantaneous velocity (d = 0), which flow matching trains
             h_in = torch.where(h <= 2.0 ** -cfg.min_log2_step, torch.zeros_like(h), h)
             xs, ts, ys = x_t[:n_sc], t[:n_sc], (None if y is None else y[:n_sc])
-            s1 = ema(xs, ts, h_in, depth=depth, y=ys)
-            s2 = ema(xs - h[:, None, None, None] * s1, ts - h, h_in, depth=depth, y=ys)
+            net = model if cfg.shortcut_targets == "online" else ema
+            s1 = net(xs, ts, h_in, depth=depth, y=ys)
+            s2 = net(xs - h[:, None, None, None] * s1, ts - h, h_in, depth=depth, y=ys)
             target = torch.cat([(s1 + s2) / 2, target[n_sc:]])
         n_len = _split(b, cfg.length_fraction) if depth < full else 0
         if n_len:                                   # the last rows: the EMA network at full depth

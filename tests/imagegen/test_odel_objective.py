@@ -84,8 +84,25 @@ def test_shortcut_targets_only_query_step_sizes_that_are_trained():
     cfg = ShortcutConfig(depths=(12,), shortcut_fraction=0.5, length_fraction=0.0, min_log2_step=4)
     shortcut_loss(model, ema, x0, torch.Generator().manual_seed(5), cfg)
     trained = {0.0} | {2.0 ** -k for k in range(4)}
-    assert set(model.steps) <= trained and set(ema.steps) <= trained, sorted(set(ema.steps) - trained)
-    assert 0.0 in ema.steps and 0.0625 not in ema.steps                 # 1/16 = the smallest's half
+    asked = set(model.steps) | set(ema.steps)
+    assert asked <= trained, sorted(asked - trained)
+    assert 0.0 in asked and 0.0625 not in asked                          # 1/16 = the smallest's half
+
+
+@pytest.mark.parametrize("source", ["online", "ema"])
+def test_self_consistency_targets_come_from_the_chosen_network(source):
+    """An exact online network and an EMA that errs by a constant: the self-consistency term is zero
+    exactly when the targets come from the online network."""
+    c, x0 = _data(b=64)
+    exact, wrong = PointMass(c), PointMass(c, error=0.1)
+    cfg = ShortcutConfig(depths=(12,), shortcut_fraction=0.5, length_fraction=0.0, shortcut_targets=source)
+    _, parts = shortcut_loss(exact, wrong, x0, torch.Generator().manual_seed(6), cfg)
+    assert (parts["self_consistency"].item() < 1e-10) == (source == "online")
+
+
+def test_an_unknown_target_source_is_refused():
+    with pytest.raises(ValueError, match="online' or 'ema"):
+        ShortcutConfig(shortcut_targets="teacher")
 
 
 def test_the_loss_trains_the_length_adaptive_dit():
