@@ -63,7 +63,7 @@ class ODELBenchSettings:
     group: int = 4
     patch: int = 2
     depths: tuple = (4, 8, 12)
-    train_steps: int = 4000
+    train_steps: int = 6000
     batch_size: int = 64
     steps: tuple = (1, 2, 4, 8, 16)
     samples: int = 400
