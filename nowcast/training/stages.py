@@ -351,24 +351,32 @@ def _frame_batches(cfg: TrainConfig, ldm, data) -> tuple:
 
 
 def _forecast_validation(cfg: TrainConfig, ldm, ema, val: list, device):
-    """``validate(step)``: scores of EMA forecasts (DDIM, ``val_steps``) of the validation windows."""
+    """``validate(step)``: scores of EMA forecasts (DDIM, ``val_steps``) of the validation windows: the
+    members' and (``*_mean``) the ensemble mean's, which is what a deterministic forecast such as the
+    extrapolation should be compared with."""
     task = get_task(cfg.task)
 
     @torch.no_grad()
     def validate(step):
         from ..verification.accumulate import EvaluationAccumulator
 
-        acc = EvaluationAccumulator(n_lead=task.out_len, fss=False, lpips=None,
-                                    lead_times=[task.frame_minutes * (i + 1) for i in range(task.out_len)])
+        def accumulator():
+            return EvaluationAccumulator(n_lead=task.out_len, fss=False, lpips=None,
+                                         lead_times=[task.frame_minutes * (i + 1) for i in range(task.out_len)])
+
+        acc, mean_acc = accumulator(), accumulator()
         with ema.swapped(ldm):
             ldm.eval()
             for item in val:
                 x = window_frames(item)[None].to(device)
                 pred = ldm.forecast(x[:, :task.in_len], seeds=range(cfg.val_members), solver="ddim",
                                     steps=cfg.val_steps)
-                acc.update(_bytes(pred), _bytes(x[:, task.in_len:]))
+                target = _bytes(x[:, task.in_len:])
+                acc.update(_bytes(pred), target)
+                mean_acc.update(_bytes(pred.mean(dim=1)), target)      # the ensemble mean, one forecast
             ldm.train()
-        return _scores(acc)
+        mean = _scores(mean_acc)
+        return {**_scores(acc), **{f"{k}_mean": mean[k] for k in ("CSI_M_pool16", "CRPS")}}
 
     return validate
 
