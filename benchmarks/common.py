@@ -29,3 +29,19 @@ def write_results(out_dir: Path, name: str, payload: dict, md_lines: list) -> No
     atomic_write_text(out_dir / f"{name}.json", json.dumps(payload, indent=1) + "\n")
     atomic_write_text(out_dir / f"{name}.md", "\n".join(md_lines))
     print("\n".join(md_lines))
+
+
+def run_package_benchmark(main, work_name: str) -> int:
+    """Run a package benchmark's ``main`` with ``--out benchmarks/results`` and ``--work-dir
+    benchmarks/runs/<work_name>`` unless the command line gives them (other arguments pass through)."""
+    import sys
+
+    from nowcast.foundation.cli import run_main
+
+    here = Path(__file__).resolve().parent
+    args = sys.argv[1:]
+    if "--out" not in args:
+        args += ["--out", str(here / "results")]
+    if "--work-dir" not in args:
+        args += ["--work-dir", str(here / "runs" / work_name)]
+    return run_main(lambda: main(args))

@@ -5,18 +5,8 @@ benchmarks/results`` and the work directory under ``benchmarks/runs`` (git-ignor
 arguments are passed through.
 """
 
-import sys
-from pathlib import Path
-
+from common import run_package_benchmark
 from nowcast.imagegen.bench import main
 
 if __name__ == "__main__":
-    here = Path(__file__).resolve().parent
-    args = sys.argv[1:]
-    if "--out" not in args:
-        args += ["--out", str(here / "results")]
-    if "--work-dir" not in args:
-        args += ["--work-dir", str(here / "runs" / "imagegen")]
-    from nowcast.foundation.cli import run_main
-
-    raise SystemExit(run_main(lambda: main(args)))
+    raise SystemExit(run_package_benchmark(main, "imagegen"))
