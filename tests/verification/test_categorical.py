@@ -144,3 +144,24 @@ def test_values_exactly_on_a_threshold_follow_the_comparison(comparison, as_byte
             assert counts.false_alarms[ti, 0, lead] == (pl & ~ol).sum()
             assert counts.misses[ti, 0, lead] == (~pl & ol).sum()
             assert counts.correct_negatives[ti, 0, lead] == (~pl & ~ol).sum()
+
+
+@pytest.mark.parametrize("comparison", [">=", ">"])
+def test_yes_no_forecasts_threshold_observations_on_the_comparison(comparison):
+    """Probability forecasts turned yes/no (:func:`accumulate_yes_no`): observations exactly on a
+    threshold are events under '>=' and not under '>' (a direct numpy count as the oracle)."""
+    from nowcast.verification.categorical import accumulate_yes_no
+
+    rng = np.random.default_rng(4)
+    thresholds = (16.0, 74.0)
+    obs = rng.choice(np.array([15, 16, 17, 73, 74, 75], dtype=np.float32), size=(2, 3, 8, 8))
+    yes = rng.uniform(size=(2, 2, 3, 8, 8)) < 0.5
+    counts = accumulate_yes_no(init_counts(3, thresholds, (1,), comparison), yes, obs)
+    for ti, t in enumerate(thresholds):
+        o = obs >= t if comparison == ">=" else obs > t
+        for lead in range(3):
+            pl, ol = yes[ti][:, lead], o[:, lead]
+            assert counts.hits[ti, 0, lead] == (pl & ol).sum()
+            assert counts.misses[ti, 0, lead] == (~pl & ol).sum()
+            assert counts.false_alarms[ti, 0, lead] == (pl & ~ol).sum()
+            assert counts.correct_negatives[ti, 0, lead] == (~pl & ~ol).sum()

@@ -70,3 +70,14 @@ def test_reliability_of_calibrated_probabilities_is_the_diagonal():
     np.testing.assert_allclose(mp, [0.0, 0.75])
     np.testing.assert_allclose(fr, [0.0, 1.0])
     assert list(n) == [1, 2]
+
+
+@pytest.mark.parametrize("comparison", [">=", ">"])
+def test_exceedance_probability_on_a_threshold_follows_the_comparison(comparison):
+    """Members exactly on the threshold count under '>=' (SEVIR) and not under '>' (pysteps)."""
+    from nowcast.verification.ensemble import exceedance, exceedance_probability
+
+    members = np.array([[15.0, 16.0], [16.0, 16.0], [17.0, 16.0], [16.0, 17.0]])     # (M=4, n=2)
+    want = np.array([3 / 4, 1.0]) if comparison == ">=" else np.array([1 / 4, 1 / 4])
+    np.testing.assert_array_equal(exceedance_probability(members, 16.0, comparison=comparison), want)
+    np.testing.assert_array_equal(exceedance(np.array([16.0]), 16.0, comparison), [comparison == ">="])
