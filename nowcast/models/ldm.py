@@ -17,7 +17,8 @@
   ``first_guess_pixels`` then adds the decoded correction ``D(x̂₀) − D(g)`` to the first guess in
   pixels, so that the VAE's reconstruction error of the first guess stays out of the forecast.
 * Loss: ``mean_batch[ mean((ε̂ − ε)²) / exp(γ_t) + γ_t ]`` with γ a learned per-timestep
-  log-variance (initialised to 0).
+  log-variance (initialised to 0); with ``prediction="v"`` the UNet predicts v (Salimans & Ho 2022)
+  of the diffused quantity and the loss is on v̂ − v. Sampling sees an ε-model either way.
 * Sampling goes through the solver core: the ε-network is adapted to a σ-space
   :class:`~nowcast.solvers.denoisers.VPDenoiser` whose condition is the context latents, and any
   solver of the core integrates it (DDIM = Euler on the DDIM grid by default); 1000-step ancestral
@@ -65,6 +66,7 @@ class DiffusionConfig(DictRoundTrip):
     residual: bool = False           # with a first guess g: diffuse the correction z_0 − g instead of z_0
     first_guess_history: int = 1     # the last K context frames moved on to the target times (UNet guide_stacks)
     first_guess_pixels: bool = False  # residual: forecast = first guess (pixels) + D(ẑ_0) − D(g), no VAE error on g
+    prediction: str = "epsilon"      # what the UNet predicts: "epsilon" (PreDiff) or "v" (of the diffused quantity)
 
 
 def member_noise(shape: tuple, seeds, dtype=torch.float32, device="cpu") -> torch.Tensor:
@@ -76,25 +78,42 @@ def member_noise(shape: tuple, seeds, dtype=torch.float32, device="cpu") -> torc
     return torch.stack(rows).to(device=device, dtype=dtype)
 
 
+PREDICTIONS = ("epsilon", "v")
+
+
 class _EpsModel(nn.Module):
-    """``model(x, t, cond)`` calling convention of the solver core, cond = context latents.
+    """``model(x, t, cond) → ε̂``: the calling convention of the solver core, cond = context latents.
 
     With ``residual`` the condition ends with the first-guess latents g, and the UNet sees
-    ``x − √ᾱ_t·g`` (ᾱ at fractional ``t`` as :class:`VPDenoiser` interpolates it).
+    ``y = x − √ᾱ_t·g`` (ᾱ at fractional ``t`` as :class:`VPDenoiser` interpolates it); otherwise
+    ``y = x``. With ``prediction="v"`` the UNet predicts ``v = √ᾱ·ε − √(1−ᾱ)·y₀`` of the diffused
+    quantity ``y₀`` (the correction, or the latents) and ε̂ = √ᾱ·v̂ + √(1−ᾱ)·y: at high noise an error
+    of the network then moves x̂₀ by about itself, where an ε-network's error is amplified by
+    √((1−ᾱ)/ᾱ) (×14 at t = 950 of PreDiff's schedule) and x̂₀ falls back on g only if ε̂ is exact.
     """
 
-    def __init__(self, unet: SpaceTimeUNet, alphas_cumprod: torch.Tensor, residual: bool = False):
+    def __init__(self, unet: SpaceTimeUNet, alphas_cumprod: torch.Tensor, residual: bool = False,
+                 prediction: str = "epsilon"):
         super().__init__()
-        self.unet, self.residual = unet, residual
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {list(PREDICTIONS)}, got {prediction!r}")
+        self.unet, self.residual, self.prediction = unet, residual, prediction
         ac = alphas_cumprod.to(torch.float64)
         self.register_buffer("log_sigmas", ((1 - ac) / ac).sqrt().log(), persistent=False)
 
+    def parts(self, x, t, cond) -> tuple:
+        """``(out, y, √ᾱ, √(1−ᾱ))``: the UNet's raw output on the input ``y`` it sees, and the
+        schedule at ``t`` (broadcastable to ``x``)."""
+        sigma = vp_t_to_sigma(self.log_sigmas, torch.as_tensor(t, device=x.device).reshape(-1))
+        shape = (-1, *([1] * (x.dim() - 1)))
+        a = (1 + sigma ** 2).rsqrt().to(x.dtype).view(shape)
+        s = (sigma * (1 + sigma ** 2).rsqrt()).to(x.dtype).view(shape)
+        y = x - a * cond[:, -x.shape[1]:] if self.residual else x
+        return self.unet(y, t, cond), y, a, s
+
     def forward(self, x, t, cond):  # noqa: D102
-        if self.residual:
-            sigma = vp_t_to_sigma(self.log_sigmas, t)
-            sqrt_ac = (1 + sigma ** 2).rsqrt().to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
-            x = x - sqrt_ac * cond[:, -x.shape[1]:]
-        return self.unet(x, t, cond)
+        out, y, a, s = self.parts(x, t, cond)
+        return out if self.prediction == "epsilon" else a * out + s * y
 
 
 class LatentDiffusion(nn.Module):
@@ -129,7 +148,7 @@ class LatentDiffusion(nn.Module):
         betas = make_betas(cfg.beta_schedule, cfg.timesteps, cfg.beta_start, cfg.beta_end)
         self.register_buffer("alphas_cumprod", torch.cumprod(1 - betas, 0), persistent=False)
         self.logvar = nn.Parameter(torch.zeros(cfg.timesteps), requires_grad=cfg.learn_logvar)
-        self.eps_model = _EpsModel(unet, self.alphas_cumprod, cfg.residual)
+        self.eps_model = _EpsModel(unet, self.alphas_cumprod, cfg.residual, cfg.prediction)
 
     def train(self, mode: bool = True):  # the VAE stays frozen and in eval mode
         super().train(mode)
@@ -231,7 +250,12 @@ class LatentDiffusion(nn.Module):
         eps = torch.randn(z_0.shape, generator=generator).to(dev)
         ac = self.alphas_cumprod[t].view(b, 1, 1, 1, 1).to(z_0.dtype)
         z_t = ac.sqrt() * z_0 + (1 - ac).sqrt() * eps
-        err = (self.eps_model(z_t, t.float(), z_c) - eps).pow(2).mean(dim=(1, 2, 3, 4))
+        if self.cfg.prediction == "v":          # v of the diffused quantity: the correction z_0 − g, or z_0
+            out, _, a, s = self.eps_model.parts(z_t, t.float(), z_c)
+            y_0 = z_0 - z_c[:, -z_0.shape[1]:].to(z_0) if self.cfg.residual else z_0
+            err = (out - (a * eps - s * y_0)).pow(2).mean(dim=(1, 2, 3, 4))
+        else:
+            err = (self.eps_model(z_t, t.float(), z_c) - eps).pow(2).mean(dim=(1, 2, 3, 4))
         gamma = self.logvar[t]
         loss = (err / gamma.exp() + gamma).mean()
         return loss, {"simple": err.mean().detach(), "logvar": gamma.mean().detach()}

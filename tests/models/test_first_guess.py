@@ -173,6 +173,75 @@ def test_a_residual_model_flows_gaussian_corrections_around_its_first_guess(resi
     assert float((g * s / (s ** 2 + sigma_T ** 2).sqrt()).abs().max()) > 5e-3
 
 
+class _AsV(torch.nn.Module):
+    """The exact v of an exact-ε network: ``v = (ε − √(1 − ᾱ)·u)/√ᾱ`` for the UNet input ``u``
+    (the inverse of ε = √ᾱ·v + √(1 − ᾱ)·u; ᾱ at fractional t computed here with numpy)."""
+
+    def __init__(self, eps_net):
+        super().__init__()
+        self.eps_net = eps_net
+
+    def forward(self, u, t, cond):
+        sigma = np.exp(np.interp(t.double().numpy(), np.arange(len(self.eps_net.log_sigmas)),
+                                 self.eps_net.log_sigmas))
+        ac = torch.from_numpy(1 / (1 + sigma ** 2)).view(-1, *([1] * (u.dim() - 1)))
+        eps = self.eps_net(u, t, cond).double()
+        return ((eps - (1 - ac).sqrt() * u.double()) / ac.sqrt()).to(u.dtype)
+
+
+@pytest.fixture
+def residual_v_ldm(tiny_vae_cfg, tiny_unet_cfg):
+    torch.manual_seed(0)
+    return LatentDiffusion(FrameVAE(tiny_vae_cfg), SpaceTimeUNet(replace(tiny_unet_cfg, guide=True)),
+                           DiffusionConfig(first_guess="pysteps", residual=True, prediction="v")).eval()
+
+
+def test_a_v_prediction_residual_model_flows_gaussian_corrections_around_its_first_guess(residual_v_ldm):
+    """The Gaussian-correction oracle above with a UNet that predicts the exact v instead of ε: the
+    sampler sees the same ε-model, so it ends at the same analytic point."""
+    s, m = 0.5, residual_v_ldm
+    m.eps_model.unet = _AsV(_GaussianCorrection(m.alphas_cumprod, s))
+    z_c = m.encode_context(_moving_blobs(3, size=32, u=1.0, v=0.5)).double()
+    g = z_c[:, m.unet.cfg.context_frames:]
+    z = m.sample_latents(z_c, seeds=[3, 4], solver="heun", steps=60)
+    sigma_T = m.solver_grid(60)[0].double()
+    noise = member_noise(m.latent_shape(), [3, 4], torch.float64)
+    expected = g[:, None] + noise[None] * (1 + sigma_T ** 2).sqrt() * s / (s ** 2 + sigma_T ** 2).sqrt()
+    torch.testing.assert_close(z, expected, rtol=0, atol=2e-3)
+
+
+def test_the_v_loss_is_zero_for_the_exact_v_and_the_estimate_falls_back_on_the_first_guess(residual_v_ldm):
+    """v-prediction of the correction: the exact v of a zero correction has zero loss (a shifted future
+    does not), and at high noise a network that outputs v̂ = 0 estimates x̂₀ ≈ g (the error an
+    ε-network's ε̂ = 0 makes instead is √((1−ᾱ)/ᾱ) times the noise)."""
+    m = residual_v_ldm
+    m.logvar.data.zero_()
+    z_c = m.encode_context(_moving_blobs(3, size=32)).expand(4, -1, -1, -1, -1)
+    g = z_c[:, m.unet.cfg.context_frames:]
+    t = torch.tensor([0, 10, 400, 999])
+    m.eps_model.unet = _AsV(_NoCorrection(m.alphas_cumprod))
+    loss, _ = m.loss_latents(z_c, g.clone(), torch.Generator().manual_seed(0), t)
+    assert loss.item() < 1e-8
+    shifted, _ = m.loss_latents(z_c, g + 0.5, torch.Generator().manual_seed(0), t)
+    assert shifted.item() > 1e-3
+
+    class _Zero(torch.nn.Module):
+        def forward(self, u, t, cond):
+            return torch.zeros_like(u)
+
+    m.eps_model.unet = _Zero()
+    ac = float(m.alphas_cumprod[950])
+    sigma = torch.tensor([((1 - ac) / ac) ** 0.5], dtype=torch.float64)
+    noise = torch.randn(g[:1].shape, generator=torch.Generator().manual_seed(1))
+    x = g[:1] + sigma.float() * noise                         # σ-space state of a zero correction
+    x0 = m.denoiser()(x, sigma, cond=z_c[:1])
+    a, s = ac ** 0.5, (1 - ac) ** 0.5                         # v̂ = 0: x̂₀ = g + √ᾱ·√(1−ᾱ)·n exactly
+    torch.testing.assert_close(x0, g[:1] + a * s * noise, rtol=0, atol=1e-4)
+    assert a * s < 0.1 < float(sigma)                         # an ε-network's ε̂ = 0 leaves x̂₀ = g + σ·n
+    with pytest.raises(ValueError, match="prediction"):
+        LatentDiffusion(m.vae, m.unet, DiffusionConfig(first_guess="pysteps", residual=True, prediction="x0"))
+
+
 def _growing_blob(n_frames: int, size: int = 64, u: float = 1.5, v: float = -1.0, amps=None) -> np.ndarray:
     """``(1, T, H, W)`` VIL bytes of one echo moving (u, v) pixels per frame with peak bytes ``amps[k]``."""
     y, x = np.mgrid[:size, :size].astype(float)
