@@ -188,7 +188,8 @@ def run_odel_benchmark(s: ODELBenchSettings, log=print) -> dict:
         blocks = _schedule(spec, steps, s)
         solver, run, result = _spanlift(s, models["odel"], paths["odel"], steps, blocks, sigma_data, log)
         add("odel+spanlift", steps, spec, blocks, models["odel"], solver, paths["odel"],
-            {"spanlift": run, "iterations": s.spanlift_iterations, "teacher_steps": s.teacher_steps})
+            {"spanlift": run, "solver_sha256": file_digest(Path(s.work_dir) / run / "solver.pt"),
+             "iterations": s.spanlift_iterations, "teacher_steps": s.teacher_steps})
         records[-1]["val_rmse"] = [result.init_val ** 0.5, result.best_val ** 0.5]
     log(f"timing {len(timing)} sample sets ({s.timing_repeats} runs each)")
     for rec, model, steps, blocks, solver in timing:

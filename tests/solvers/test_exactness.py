@@ -147,6 +147,27 @@ def test_spanlift_with_zero_head_is_its_base_exactly(base_name, spatial_dims):
         assert a.nfe == b.nfe
 
 
+def test_spanlift_keeps_alpha_at_one_on_a_step_from_practically_infinite_noise():
+    """A flow model's grid starts at σ = t/(1−t) clipped to 1e9: on that step Euler's ``x + h·u``
+    cancels two terms of size 1e9, so α stays 1 there (SpanLift with a zero head is then its base,
+    whatever α₀ holds, and α₀ gets no gradient); on the later steps α still acts."""
+    mu = torch.randn(1, 2, 5, 5, dtype=torch.float64)
+    den = lambda x, s, c=None: torch.tanh(x / (1 + s)) + mu  # noqa: E731  a nonlinear denoiser
+    sig = torch.tensor([1e9, 3.0, 1.0, 1 / 3, 0.0], dtype=torch.float64)
+    x = torch.randn(2, 2, 5, 5, dtype=torch.float64) * 1e9
+    base = rollout(den, x, sig, get_solver("euler")).x
+    sl = SpanLift(get_solver("euler"), num_steps=4, channels=2).double()
+    with torch.no_grad():
+        sl.alpha[0] = 1.7
+    out = rollout(den, x, sig, sl).x
+    torch.testing.assert_close(out, base, atol=1e-9, rtol=0)
+    (out - mu).pow(2).sum().backward()
+    assert sl.alpha.grad[0] == 0 and sl.alpha.grad[3] != 0
+    with torch.no_grad():
+        sl.alpha[0], sl.alpha[3] = 1.0, 1.7
+    assert (rollout(den, x, sig, sl).x - base).abs().max() > 0.05
+
+
 def test_spanlift_correction_adds_no_nfe():
     torch.manual_seed(0)
     K = 4
